@@ -1,0 +1,86 @@
+"""Checkpoints: atomic writes, a few kept, and the newest readable one found on resume.
+
+A checkpoint is one ``torch.save`` file ``run_dir/checkpoints/step_<N>.pt`` holding a dict:
+``format`` (version), ``step`` and other counters, ``config_hash``, ``agent`` (state dict),
+``optimizers`` ({name: state dict}), ``replay`` (optional), ``rng`` (python, numpy, torch
+states) and ``loop`` (anything else the training loop needs). Files are written to a temp
+name and renamed, so a crash mid-write never leaves a corrupt newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = 1
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not belong to this run's config."""
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states of python, numpy and torch."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
+    """Atomically write ``payload`` as ``step_<step>.pt`` and delete all but the ``keep`` newest."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"step_{step:010d}.pt"
+    tmp = directory / f".{path.name}.tmp"
+    torch.save({"format": CHECKPOINT_FORMAT, "step": step, **payload}, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Checkpoint files in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load one checkpoint file, raising :class:`CheckpointError` if it is unreadable."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip, pickle error, ...
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT or "agent" not in data:
+        raise CheckpointError(f"checkpoint {path} is not an rlaux checkpoint (format {CHECKPOINT_FORMAT})")
+    return data
+
+
+def load_latest_checkpoint(directory: Path) -> dict[str, Any] | None:
+    """The newest readable checkpoint in ``directory`` (warning about any skipped), or None."""
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            data = load_checkpoint(path)
+        except CheckpointError as exc:
+            warnings.warn(f"{exc}; falling back to the previous checkpoint", stacklevel=2)
+            continue
+        data["path"] = str(path)
+        return data
+    return None

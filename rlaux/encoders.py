@@ -1,0 +1,172 @@
+"""Observation encoders shared by an agent and its auxiliary objectives.
+
+Every encoder maps a batch of observations [B, *obs_shape] to features [B, out_dim].
+Pixel encoders take uint8 images and scale them themselves; augmentation (random shift)
+is a separate module so that callers decide when to apply it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    activation: str = "relu",
+    layernorm: bool = False,
+) -> nn.Sequential:
+    """A plain MLP: Linear (+LayerNorm) + activation per hidden layer, then a linear output."""
+    layers: list[nn.Module] = []
+    last = in_dim
+    for width in hidden:
+        layers.append(nn.Linear(last, width))
+        if layernorm:
+            layers.append(nn.LayerNorm(width))
+        layers.append(ACTIVATIONS[activation]())
+        last = width
+    layers.append(nn.Linear(last, out_dim))
+    return nn.Sequential(*layers)
+
+
+def orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
+    """Orthogonal weights and zero biases for every Linear/Conv layer (TCRL, DrQ-v2, PPO)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.orthogonal_(m.weight, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class MLPEncoder(nn.Module):
+    """State encoder: flat vector -> MLP -> latent of size ``out_dim``."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        out_dim: int = 50,
+        hidden: Sequence[int] = (256, 256),
+        activation: str = "elu",
+        layernorm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+        self.net = mlp(obs_dim, hidden, out_dim, activation, layernorm)
+        orthogonal_init(self.net)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.float().flatten(1))
+
+
+class DrQEncoder(nn.Module):
+    """DrQ-v2 conv encoder: 4 conv layers of 32 channels (first stride 2), flattened.
+
+    For 84x84 inputs the output is 32*35*35 = 39200 features. Input is uint8 in [0, 255],
+    scaled to [-0.5, 0.5].
+    """
+
+    def __init__(self, obs_shape: Sequence[int], channels: int = 32) -> None:
+        super().__init__()
+        c = obs_shape[0]
+        self.convnet = nn.Sequential(
+            nn.Conv2d(c, channels, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(),
+        )
+        orthogonal_init(self.convnet, nn.init.calculate_gain("relu"))
+        with torch.no_grad():
+            self.out_dim = int(self.convnet(torch.zeros(1, *obs_shape)).numel())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float() / 255.0 - 0.5
+        return self.convnet(x).flatten(1)
+
+
+class NatureCNN(nn.Module):
+    """Nature-DQN conv torso (Mnih et al. 2015) followed by a 512-unit ReLU layer."""
+
+    def __init__(self, obs_shape: Sequence[int], out_dim: int = 512) -> None:
+        super().__init__()
+        c = obs_shape[0]
+        self.convnet = nn.Sequential(
+            nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = int(self.convnet(torch.zeros(1, *obs_shape)).shape[1])
+        self.fc = nn.Sequential(nn.Linear(n_flat, out_dim), nn.ReLU())
+        orthogonal_init(self, nn.init.calculate_gain("relu"))
+        self.out_dim = out_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convnet(obs.float() / 255.0))
+
+
+class RandomShift(nn.Module):
+    """DrQ random-shift augmentation: replicate-pad by ``pad`` and crop back at a random
+    offset per sample, implemented with one bilinear ``grid_sample`` (as DrQ-v2)."""
+
+    def __init__(self, pad: int = 4) -> None:
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.pad == 0:
+            return x
+        n, _, h, w = x.shape
+        assert h == w, "RandomShift expects square images"
+        dtype = x.dtype
+        x = F.pad(x.float(), (self.pad,) * 4, mode="replicate")
+        eps = 1.0 / (h + 2 * self.pad)
+        arange = torch.linspace(-1.0 + eps, 1.0 - eps, h + 2 * self.pad, device=x.device)[:h]
+        arange = arange.unsqueeze(0).repeat(h, 1).unsqueeze(2)
+        base_grid = torch.cat([arange, arange.transpose(1, 0)], dim=2).unsqueeze(0).repeat(n, 1, 1, 1)
+        shift = torch.randint(0, 2 * self.pad + 1, size=(n, 1, 1, 2), device=x.device, dtype=torch.float32)
+        shift *= 2.0 / (h + 2 * self.pad)
+        out = F.grid_sample(x, base_grid + shift, padding_mode="zeros", align_corners=False)
+        return out.to(dtype) if dtype == torch.uint8 else out
+
+
+def is_image_space(space: gym.Space) -> bool:
+    """True for uint8 Box spaces of rank 3 (channel-first images, possibly frame-stacked)."""
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def make_encoder(
+    obs_space: gym.Space,
+    kind: str = "auto",
+    latent_dim: int = 50,
+    hidden: Sequence[int] = (256, 256),
+    activation: str = "elu",
+) -> nn.Module:
+    """Build the shared encoder for ``obs_space``.
+
+    Args:
+        kind: "mlp", "drq" (DMC pixels), "nature" (Atari) or "auto": mlp for vectors, drq
+            for 3-channel-multiple images, nature for grayscale stacks.
+        latent_dim, hidden, activation: MLP encoder settings (ignored by conv encoders).
+    """
+    if kind == "auto":
+        if not is_image_space(obs_space):
+            kind = "mlp"
+        else:
+            kind = "drq" if obs_space.shape[0] % 3 == 0 else "nature"  # RGB stacks vs gray stacks
+    if kind == "mlp":
+        return MLPEncoder(int(np.prod(obs_space.shape)), latent_dim, hidden, activation)
+    if kind == "drq":
+        return DrQEncoder(obs_space.shape)
+    if kind == "nature":
+        return NatureCNN(obs_space.shape)
+    raise ValueError(f"Unknown encoder kind {kind!r}; valid choices: auto, mlp, drq, nature")

@@ -1,0 +1,174 @@
+"""Training entry point.
+
+Command line (Hydra overrides)::
+
+    python -m rlaux.train                                  # the embedded default: PPO on CartPole-v1
+    python -m rlaux.train agent=ddpg aux=tcrl env=cartpole-swingup steps=50000
+    python -m rlaux.train agent=ppo aux=[tcrl,predictive] env=dog-run agent.lr=1e-4 seed=3
+    python -m rlaux.train resume=runs/2026-11-22/12-00-00_ppo_CartPole-v1_s1 steps=200000
+
+Python::
+
+    from rlaux.train import train
+    summary = train(["agent=dqn", "env=CartPole-v1", "steps=30000"], run_dir="runs/dqn")
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlaux.checkpoint import CheckpointError
+from rlaux.config import CONFIG_DIR, RESUMABLE_OVERRIDES, ConfigError, compose, register_configs, slug
+from rlaux.objectives.base import IncompatibleObjectiveError
+
+USER_ERRORS = (ConfigError, CheckpointError, IncompatibleObjectiveError)
+
+
+def _resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The resumed run's own config, with the few keys a resume may change applied."""
+    run_dir = Path(str(cfg.resume))
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        raise CheckpointError(f"resume={cfg.resume}: {saved_path} not found; is this an rlaux run folder?")
+    saved = OmegaConf.load(saved_path)
+    for item in overrides:
+        key = item.lstrip("+~").split("=", 1)[0]
+        if key == "resume" or key.startswith("hydra"):
+            continue
+        if key not in RESUMABLE_OVERRIDES:
+            raise ConfigError(f"{key}= cannot change when resuming (the run keeps its own config); "
+                              f"keys a resume may change: {', '.join(RESUMABLE_OVERRIDES)}")
+        OmegaConf.update(saved, key, cfg[key], merge=False)
+    saved.resume = str(run_dir)
+    return saved  # type: ignore[return-value]
+
+
+def default_run_dir(cfg: DictConfig) -> Path:
+    """runs/<date>/<time>_<agent>_<env>_s<seed> (what ``hydra.run.dir`` gives on the CLI)."""
+    import datetime
+
+    now = datetime.datetime.now()
+    return Path("runs") / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}_{cfg.agent.name}_{slug(cfg.env.name)}_s{cfg.seed}"
+
+
+def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Train (or resume) one run in ``run_dir``; return its summary (also saved as summary.json)."""
+    from rlaux.training.off_policy import train_off_policy
+    from rlaux.training.on_policy import train_on_policy
+    from rlaux.training.run import StopFlag, TrainingRun
+
+    with StopFlag() as stop:
+        run = TrainingRun(cfg, run_dir)
+        try:
+            logger = run.start_logger()
+            if run.checkpoint is None:
+                logger.message(f"rlaux: run folder {run_dir}")
+                random_return = run.evaluate_random_policy()
+                logger.message(f"rlaux: random policy return {random_return:.1f} over {cfg.eval_episodes} episodes")
+            else:
+                logger.message(f"rlaux: resuming {run_dir} from {run.checkpoint['path']}")
+            loop = train_on_policy if run.agent.on_policy else train_off_policy
+            loop(run, stop)
+            if stop:
+                path = run.save()
+                logger.message(f"rlaux: stopped by signal {stop.signum} at step {run.step}; checkpoint {path}\n"
+                               f"rlaux: continue with: python -m rlaux.train resume={run_dir}")
+                summary = {"interrupted": True, "step": run.step, "checkpoint": str(path), "signal": stop.signum}
+            else:
+                result = run.last_eval if run.last_eval_step == run.step else run.run_eval()
+                path = run.save()
+                summary = {
+                    "interrupted": False,
+                    "step": run.step,
+                    "frame": run.frame,
+                    "eval_return": result["return"],
+                    "eval_return_std": result["return_std"],
+                    "random_return": run.random_return,
+                    "checkpoint": str(path),
+                    "run_dir": str(run_dir),
+                }
+                logger.message(
+                    f"rlaux: final eval return {result['return']:.1f} ± {result['return_std']:.1f} over "
+                    f"{int(result['episodes'])} episodes (random policy: {run.random_return:.1f}) at step {run.step} "
+                    f"({run.frame} env frames); run folder {run_dir}")
+            (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+            return summary
+        finally:
+            run.close()
+
+
+def train(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Compose the config from ``overrides`` (as on the command line) and train.
+
+    ``run_dir`` defaults to the resume folder when ``resume=`` is given, else a new
+    ``runs/...`` folder. Returns the run summary (``eval_return``, ``random_return``, ...).
+    """
+    cfg = compose(overrides)
+    if cfg.resume:
+        cfg = _resume_config(cfg, overrides)
+        run_dir = Path(str(cfg.resume))
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    return run_training(cfg, run_dir)
+
+
+def _report_user_error(exc: BaseException) -> None:
+    print(f"rlaux: error: {exc}", file=sys.stderr)
+
+
+def _hydra_task(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    fresh = not cfg.resume and not (run_dir / "checkpoints").exists()
+    try:
+        if cfg.resume:
+            cfg = _resume_config(cfg, overrides)
+        summary = run_training(cfg, run_dir)
+    except USER_ERRORS as exc:
+        _report_user_error(exc)
+        if fresh:
+            _remove_partial_run_dir(run_dir)
+        sys.exit(2)
+    except KeyError as exc:  # unknown names raised by registries carry their own message
+        _report_user_error(exc.args[0] if exc.args else exc)
+        if fresh:
+            _remove_partial_run_dir(run_dir)
+        sys.exit(2)
+    if summary.get("interrupted"):
+        sys.exit(128 + int(summary.get("signal") or 2))
+
+
+def _remove_partial_run_dir(run_dir: Path) -> None:
+    """Delete a run folder that a failed start left without any checkpoint."""
+    if run_dir.exists() and not any((run_dir / "checkpoints").glob("*.pt")):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        parent = run_dir.parent
+        if parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m rlaux.train [overrides]``: check names first, then hand over to Hydra."""
+    import hydra
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        register_configs([a for a in args if not a.startswith("-")])
+    except ConfigError as exc:
+        _report_user_error(exc)
+        sys.exit(2)
+    if argv is not None:
+        sys.argv = [sys.argv[0], *args]
+    hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")(_hydra_task)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Policy evaluation on a vectorised env: exactly ``episodes`` full episodes, raw returns."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+Policy = Callable[[torch.Tensor], torch.Tensor]
+
+
+def episode_stats(info: dict) -> list[tuple[int, float, int]]:
+    """(env index, raw return, length) of every episode that ended in this vector step."""
+    if "episode" not in info:
+        return []
+    done = info.get("_episode", np.ones(len(info["episode"]["r"]), dtype=bool))
+    return [(int(i), float(info["episode"]["r"][i]), int(info["episode"]["l"][i])) for i in np.flatnonzero(done)]
+
+
+def random_policy(action_space: gym.Space, num_envs: int, generator: torch.Generator | None = None) -> Policy:
+    """A uniform-random policy over a single env's ``action_space`` ([-1,1] boxes, discrete)."""
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        if isinstance(action_space, gym.spaces.Discrete):
+            return torch.randint(action_space.n, (num_envs,), generator=generator)
+        low = torch.as_tensor(action_space.low)
+        high = torch.as_tensor(action_space.high)
+        return low + (high - low) * torch.rand((num_envs, *action_space.shape), generator=generator)
+
+    return act
+
+
+def evaluate(policy: Policy, env: gym.vector.VectorEnv, episodes: int, seed: int, device: torch.device) -> dict[str, float]:
+    """Run ``policy`` until each env finished ``ceil(episodes / num_envs)`` episodes and
+    return the mean/std of the first ``episodes`` returns (in env order, so short episodes
+    do not bias the sample), with their mean length in agent steps."""
+    n = env.num_envs
+    per_env = -(-episodes // n)
+    obs, _ = env.reset(seed=seed)
+    results: list[list[tuple[float, int]]] = [[] for _ in range(n)]
+    while any(len(r) < per_env for r in results):
+        with torch.no_grad():
+            action = policy(torch.as_tensor(obs, device=device))
+        obs, _, _, _, info = env.step(action.cpu().numpy())
+        for i, ret, length in episode_stats(info):
+            if len(results[i]) < per_env:
+                results[i].append((ret, length))
+    flat = [r for k in range(per_env) for env_results in results for r in env_results[k:k + 1]][:episodes]
+    returns = np.array([r for r, _ in flat], dtype=np.float64)
+    lengths = np.array([l for _, l in flat], dtype=np.float64)
+    return {
+        "return": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "length": float(lengths.mean()),
+        "episodes": float(len(flat)),
+    }
