@@ -162,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         register_configs([a for a in args if not a.startswith("-")])
+        for item in args:
+            if item.startswith("resume="):
+                folder = Path(item.split("=", 1)[1])
+                if not (folder / "config.yaml").is_file():
+                    raise ConfigError(f"resume={folder}: not an rlaux run folder (no {folder / 'config.yaml'})")
     except ConfigError as exc:
         _report_user_error(exc)
         sys.exit(2)

@@ -90,6 +90,14 @@ class AuxObjective(nn.Module):
         """Return the (unweighted) scalar loss and metrics (0-dim tensors, no ``.item()``)."""
         raise NotImplementedError
 
+    def bind_encoder(self, encoder: nn.Module) -> None:
+        """Receive the shared encoder once, right after construction and before any optimiser
+        is built (:func:`~rlaux.objectives.suite.build_aux_suite` calls it).
+
+        Objectives that keep their own copy of the encoder (an EMA target network) make it
+        here; the default does nothing.
+        """
+
     def update_targets(self, encoder: nn.Module) -> None:
         """Refresh target networks after an optimiser step (no-op by default)."""
 

@@ -121,5 +121,7 @@ def build_aux_suite(
         cls.check_compatible(agent_name, obs_space, action_space)
         raw = OmegaConf.to_container(options, resolve=True) if isinstance(options, DictConfig) else dict(options or {})
         cfg = cls.config_class(**raw)
-        objectives[str(name)] = cls(cfg, feature_dim, obs_space, action_space)
+        objective = cls(cfg, feature_dim, obs_space, action_space)
+        objective.bind_encoder(encoder)
+        objectives[str(name)] = objective
     return AuxSuite(objectives, encoder, optimizer=optimizer, lr=lr, weight_decay=weight_decay, grad_clip=grad_clip)

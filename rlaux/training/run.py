@@ -30,6 +30,7 @@ from agents import Agent, agent_class
 from rlaux.checkpoint import CheckpointError, load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from rlaux.config import ConfigError, config_hash
 from rlaux.logger import Logger, to_float
+from rlaux.objectives.base import IncompatibleObjectiveError
 from rlaux.training.evaluation import episode_stats, evaluate, random_policy
 
 PACKAGES = ("rlaux", "torch", "numpy", "gymnasium", "ale-py", "dm-control", "mujoco", "stable-baselines3", "hydra-core", "omegaconf", "wandb")
@@ -128,7 +129,7 @@ class TrainingRun:
 
         try:
             self.env_cfg = envs.resolve_env_config(cfg.env)
-        except envs.UnknownEnvError as exc:
+        except ValueError as exc:  # UnknownEnvError and out-of-range env values
             raise ConfigError(str(exc)) from None
         self.agent_cls = agent_class(str(cfg.agent.name))
         num_envs = cfg.env.num_envs if cfg.env.num_envs is not None else cfg.agent.num_envs
@@ -177,7 +178,13 @@ class TrainingRun:
             cls.check_action_space(self.env.single_action_space)
         except ValueError as exc:
             raise ConfigError(f"agent={cls.name} cannot run env={self.env_cfg.name}: {exc}") from None
-        return cls(self.cfg.agent, self.env.single_observation_space, self.env.single_action_space, self.cfg.aux, self.device).to(self.device)
+        try:
+            agent = cls(self.cfg.agent, self.env.single_observation_space, self.env.single_action_space, self.cfg.aux, self.device)
+        except IncompatibleObjectiveError:
+            raise
+        except ValueError as exc:  # agents validate their config values with ValueError
+            raise ConfigError(str(exc)) from None
+        return agent.to(self.device)
 
     def _write_run_files(self) -> None:
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))

@@ -1,0 +1,187 @@
+"""What the off-policy agents (sac, ddpg, dqn) share: config checks, the shared encoder and
+aux suite, the gradient routing between them, pixel augmentation and schedules.
+
+Gradient routing (``detach_encoder``; null = the aux objectives' recipe, ``aux.detach_rl``):
+
+* detached (TCRL): actor and critic read encoder features computed under ``no_grad``, so only
+  the auxiliary losses train the encoder;
+* attached (DrQ-v2, TACO): the critic (Q) loss trains the encoder; the actor reads the same
+  features detached.
+
+Auxiliary objectives: in ``separate`` mode the suite takes its own optimiser step *before*
+the RL losses (TCRL's order: encoder + dynamics -> critic -> actor -> EMA targets); in
+``joint`` mode the suite's loss is added to the critic (Q) loss and its heads are stepped by
+the critic optimiser.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from agents.base import Agent
+from rlaux.encoders import ACTIVATIONS, RandomShift, is_image_space, make_encoder
+from rlaux.objectives import build_aux_suite
+from rlaux.types import WindowBatch
+
+ENCODER_KINDS = ("auto", "mlp", "drq", "nature")
+
+
+def linear_schedule(init: float, final: float, duration: int, step: int) -> float:
+    """``init`` at step 0, moving linearly to ``final`` at ``duration`` and staying there."""
+    if duration <= 0:
+        return float(final)
+    frac = min(max(step / duration, 0.0), 1.0)
+    return float(init + frac * (final - init))
+
+
+def cfg_get(cfg: Any, dotted: str) -> Any:
+    """``cfg["a"]["b"]`` for ``"a.b"``."""
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+class ConfigChecker:
+    """Collects ``check(key, ok, rule)`` calls; the first failing one raises
+    ``ValueError("agent.<key>=<value> must be <rule>")``."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    def __call__(self, key: str, test: Callable[[Any], bool], rule: str) -> None:
+        value = cfg_get(self.cfg, key)
+        try:
+            ok = bool(test(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"agent.{key}={value!r} must be {rule}")
+
+
+def check_common_config(cfg: Any) -> None:
+    """The keys every off-policy agent config has (see ``configs/agent/*.yaml``)."""
+    check = ConfigChecker(cfg)
+    positive_int = lambda v: int(v) == v and v >= 1  # noqa: E731
+    check("num_envs", positive_int, "an integer >= 1")
+    check("batch_size", positive_int, "an integer >= 1")
+    check("buffer_size", positive_int, "an integer >= 1")
+    check("learning_starts", lambda v: int(v) == v and v >= 0, "an integer >= 0")
+    check("update_every", positive_int, "an integer >= 1")
+    check("num_updates", positive_int, "an integer >= 1")
+    check("nstep", positive_int, "an integer >= 1")
+    check("gamma", lambda v: 0.0 < float(v) <= 1.0, "in (0, 1]")
+    check("lr", lambda v: float(v) > 0, "> 0")
+    check("max_grad_norm", lambda v: float(v) >= 0, ">= 0 (0 disables clipping)")
+    check("augment", lambda v: v in ("auto", True, False), "auto, true or false")
+    check("detach_encoder", lambda v: v in (None, True, False), "null, true or false")
+    check("encoder.kind", lambda v: v in ENCODER_KINDS, f"one of {', '.join(ENCODER_KINDS)}")
+    check("encoder.latent_dim", positive_int, "an integer >= 1")
+    check("encoder.hidden", lambda v: all(int(w) >= 1 for w in v), "a list of integers >= 1")
+    check("encoder.activation", lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
+    check("aux.optimizer", lambda v: v in ("separate", "joint"), "'separate' or 'joint'")
+    check("aux.lr", lambda v: float(v) > 0, "> 0")
+    check("aux.weight_decay", lambda v: float(v) >= 0, ">= 0")
+    check("aux.grad_clip", lambda v: float(v) >= 0, ">= 0 (0 disables clipping)")
+
+
+def make_adam(params: Iterable[torch.Tensor] | list[dict[str, Any]], lr: float) -> torch.optim.Adam:
+    """Adam with the fused implementation (CPU and CUDA in this torch; measured ~2.5x faster
+    than foreach for the 256-wide SAC nets on CPU), falling back to foreach where fused
+    is unsupported."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def unique_params(*groups: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    """Parameters of several modules, each once, trainable ones only, in a stable order."""
+    seen: dict[int, nn.Parameter] = {}
+    for group in groups:
+        for p in group:
+            if p.requires_grad and id(p) not in seen:
+                seen[id(p)] = p
+    return list(seen.values())
+
+
+class OffPolicyAgent(Agent):
+    """Base of the off-policy agents: builds ``self.encoder``, ``self.aux`` and the
+    augmentation, and decides the gradient routing (``self.detach_encoder``).
+
+    Subclasses call ``super().__init__`` after their own config checks, then build their
+    heads and optimisers; :meth:`encoder_params_for_rl` says which encoder/aux parameters
+    belong in the critic (Q) optimiser.
+    """
+
+    def __init__(self, cfg: Any, obs_space: gym.Space, action_space: gym.Space, aux_cfg: Any, device: torch.device) -> None:
+        super().__init__(cfg, obs_space, action_space, aux_cfg, device)
+        self.check_action_space(action_space)
+        check_common_config(cfg)
+        enc = cfg.encoder
+        self.encoder = make_encoder(obs_space, str(enc.kind), int(enc.latent_dim), [int(w) for w in enc.hidden],
+                                    str(enc.activation))
+        self.aux = build_aux_suite(
+            aux_cfg, self.name, self.encoder, self.encoder.out_dim, obs_space, action_space,
+            optimizer=str(cfg.aux.optimizer), lr=float(cfg.aux.lr),
+            weight_decay=float(cfg.aux.weight_decay), grad_clip=float(cfg.aux.grad_clip),
+        )
+        self.detach_encoder = bool(cfg.detach_encoder) if cfg.detach_encoder is not None else self.aux.detach_rl
+        image = is_image_space(obs_space)
+        if cfg.augment is True and not image:
+            raise ValueError(f"agent.augment=true needs uint8 image observations, got {obs_space}; use auto or false")
+        self.augment: nn.Module | None = RandomShift(pad=4) if (cfg.augment is True or (cfg.augment == "auto" and image)) else None
+        self.max_grad_norm = float(cfg.max_grad_norm)
+
+    # ------------------------------------------------------------------ features
+    def encoder_params_for_rl(self) -> list[nn.Parameter]:
+        """Encoder parameters the RL (critic/Q) optimiser steps: all of them unless detached
+        (joint aux mode adds them back, with the objectives' heads, for the aux gradient)."""
+        params: list[nn.Parameter] = []
+        if not self.detach_encoder or self.aux.joint:
+            params += list(self.encoder.parameters())
+        if self.aux.joint:
+            params += list(self.aux.parameters())
+        return params
+
+    def rl_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """Encoder features for the critic/Q loss: with gradient unless the encoder is detached."""
+        if self.detach_encoder:
+            with torch.no_grad():
+                return self.encoder(obs)
+        return self.encoder(obs)
+
+    def augmented(self, obs: torch.Tensor) -> torch.Tensor:
+        """DrQ random shift of pixel observations (when enabled and in training mode)."""
+        return self.augment(obs) if self.augment is not None else obs
+
+    def aux_step(self, batch: WindowBatch) -> dict[str, torch.Tensor]:
+        """Separate-mode aux update (runs first in every update); nothing in joint mode."""
+        if self.aux and not self.aux.joint:
+            return self.aux.update(batch, self.encoder)
+        return {}
+
+    def add_aux_loss(self, loss: torch.Tensor, batch: WindowBatch, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Joint mode: ``loss + aux loss`` (aux metrics go into ``metrics``)."""
+        if self.aux.joint:
+            aux_loss, aux_metrics = self.aux.loss(batch, self.encoder)
+            metrics.update(aux_metrics)
+            metrics["aux/loss"] = aux_loss.detach()
+            return loss + aux_loss
+        return loss
+
+    def step_optimizer(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                       params: list[nn.Parameter] | None = None) -> torch.Tensor | None:
+        """zero_grad -> backward -> (clip ``max_grad_norm``) -> step; returns the grad norm when clipped."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = None
+        if self.max_grad_norm > 0 and params:
+            norm = nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
+        optimizer.step()
+        return norm

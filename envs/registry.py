@@ -1,0 +1,106 @@
+"""Environment names: which kind ("dmc", "atari", "gym") a name is, and every valid name.
+
+Naming:
+    * DeepMind Control: ``domain-task`` with the suite's own spelling (``dog-run``,
+      ``finger-turn_hard``, ``ball_in_cup-catch``); aliases ``cup-catch`` / ``pointmass-easy``
+      (TD-MPC2 spelling), and all-hyphen spellings (``cartpole-swingup-sparse``,
+      ``ball-in-cup-catch``) where unambiguous.
+    * Atari: any id registered by ale-py (``ALE/Pong-v5``).
+    * Anything else registered with Gymnasium (``CartPole-v1``).
+
+dm_control, gymnasium and ale_py are imported lazily on first use.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+
+VALID_FORMS = (
+    "any DeepMind Control task as domain-task, e.g. dog-run, cheetah-run, finger-turn_hard; "
+    "Atari as ALE/<Game>-v5, e.g. ALE/Pong-v5; or any Gymnasium id, e.g. CartPole-v1, Pendulum-v1"
+)
+
+#: Short domain names used by TD-MPC2 and others.
+DMC_DOMAIN_ALIASES = {"ball_in_cup": "cup", "point_mass": "pointmass"}
+
+
+class UnknownEnvError(ValueError):
+    """Raised for an environment name that is neither a DMC task, an Atari id nor a Gymnasium id."""
+
+
+@functools.lru_cache(maxsize=1)
+def _dmc_tables() -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
+    """(every accepted DMC spelling -> (domain, task), listed names)."""
+    from envs.rendering import import_dm_suite  # noqa: PLC0415
+
+    suite = import_dm_suite()
+    listed: list[str] = []
+    candidates: dict[str, set[tuple[str, str]]] = {}
+    for domain, task in suite.ALL_TASKS:
+        domains = [domain] + ([DMC_DOMAIN_ALIASES[domain]] if domain in DMC_DOMAIN_ALIASES else [])
+        listed += [f"{d}-{task}" for d in domains]
+        for d in {*domains, domain.replace("_", "-")}:
+            for t in {task, task.replace("_", "-")}:
+                candidates.setdefault(f"{d}-{t}", set()).add((domain, task))
+    canonical = {f"{d}-{t}": (d, t) for d, t in suite.ALL_TASKS}
+    table = {name: next(iter(v)) for name, v in candidates.items() if len(v) == 1}
+    table.update(canonical)  # a canonical spelling always wins
+    return table, tuple(listed)
+
+
+@functools.lru_cache(maxsize=1)
+def _gym_tables() -> tuple[frozenset[str], frozenset[str]]:
+    """(ALE ids, other Gymnasium ids)."""
+    import ale_py  # noqa: PLC0415
+    import gymnasium as gym  # noqa: PLC0415
+
+    gym.register_envs(ale_py)
+    atari, other = set(), set()
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
+        (atari if entry.startswith("ale_py") else other).add(env_id)
+    return frozenset(atari), frozenset(other)
+
+
+def parse_dmc_name(name: str) -> tuple[str, str]:
+    """``"dog-run"`` -> ``("dog", "run")``; accepts the aliases above. Raises UnknownEnvError."""
+    table, _ = _dmc_tables()
+    if name not in table:
+        raise _unknown(name)
+    return table[name]
+
+
+def list_env_names() -> list[str]:
+    """Every valid name: DMC ``domain-task`` (plus cup/pointmass aliases), ALE ids, Gymnasium ids."""
+    _, dmc = _dmc_tables()
+    atari, other = _gym_tables()
+    return list(dmc) + sorted(atari) + sorted(other)
+
+
+def env_kind(name: str) -> str:
+    """Return ``"dmc"``, ``"atari"`` or ``"gym"`` for ``name``; UnknownEnvError otherwise."""
+    if not isinstance(name, str) or not name:
+        raise _unknown(name)
+    atari, other = _gym_tables()
+    if name in atari:
+        return "atari"
+    if name in other:
+        return "gym"
+    if "-" in name and name in _dmc_tables()[0]:
+        return "dmc"
+    raise _unknown(name)
+
+
+def _unknown(name: object) -> UnknownEnvError:
+    table, listed = _dmc_tables()
+    atari, other = _gym_tables()
+    pool = sorted(set(listed) | set(table) | atari | other)
+    close = difflib.get_close_matches(str(name), pool, n=5, cutoff=0.6)
+    # also compare case-insensitively (e.g. "cartpole-v1" -> "CartPole-v1")
+    lower = {p.lower(): p for p in pool}
+    for match in difflib.get_close_matches(str(name).lower(), list(lower), n=3, cutoff=0.8):
+        if lower[match] not in close:
+            close.append(lower[match])
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return UnknownEnvError(f"Unknown environment name {name!r}.{hint} Valid names: {VALID_FORMS}.")
