@@ -128,4 +128,5 @@ def config_hash(cfg: DictConfig) -> str:
     assert isinstance(data, dict)
     for key in (*RESUMABLE_OVERRIDES, "resume", "hydra"):
         data.pop(key, None)
+    data.get("agent", {}).pop("anneal_steps", None)  # follows `steps`, which a resume may change
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

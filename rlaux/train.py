@@ -44,6 +44,8 @@ def _resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         if key not in RESUMABLE_OVERRIDES:
             raise ConfigError(f"{key}= cannot change when resuming (the run keeps its own config); "
                               f"keys a resume may change: {', '.join(RESUMABLE_OVERRIDES)}")
+        if key == "steps" and saved.agent.get("anneal_steps") == saved.steps:
+            saved.agent.anneal_steps = cfg.steps  # the learning-rate schedule follows the new length
         OmegaConf.update(saved, key, cfg[key], merge=False)
     saved.resume = str(run_dir)
     return saved  # type: ignore[return-value]

@@ -17,10 +17,14 @@ from rlaux.training.run import TrainingRun
 
 
 def make_replay(run: TrainingRun) -> ReplayBuffer:
-    """A replay sized min(agent.buffer_size, steps) on the run's device (CPU for big pixel buffers)."""
+    """A replay sized min(agent.buffer_size, steps) on the run's device (CPU for pixel buffers).
+
+    A resumed run keeps the capacity its checkpoint was written with (a resume may change
+    ``steps`` but not the replay)."""
     acfg = run.cfg.agent
     obs_space = run.env.single_observation_space
-    capacity = int(min(acfg.buffer_size, run.cfg.steps + run.num_envs * 2))
+    saved = (run.checkpoint or {}).get("loop", {}).get("replay_capacity")
+    capacity = int(saved) if saved else int(min(acfg.buffer_size, run.cfg.steps + run.num_envs * 2))
     frame_stack = int(run.env_cfg.frame_stack) if len(obs_space.shape) == 3 else 1
     device = run.device if run.device.type == "cpu" or len(obs_space.shape) == 1 else torch.device("cpu")
     return ReplayBuffer(capacity, run.num_envs, obs_space, run.env.single_action_space,
@@ -46,6 +50,8 @@ def train_off_policy(run: TrainingRun, stop: object) -> None:
     if loop.get("obs") is not None and run.checkpoint and run.checkpoint.get("env") is not None:
         obs, prev_done = loop["obs"], loop["prev_done"]
     else:
+        if run.step > 0 and "replay" in (run.checkpoint or {}):
+            replay.end_episodes()  # the stored stream's next observations will never arrive
         obs, _ = run.env.reset(seed=int(cfg.seed) + 7919 * (run.step > 0))
         prev_done = np.zeros(run.num_envs, dtype=bool)
     learning_starts = int(acfg.learning_starts)
@@ -71,5 +77,5 @@ def train_off_policy(run: TrainingRun, stop: object) -> None:
             batch = replay.sample(int(acfg.batch_size), horizon=agent.aux.horizon, nstep=int(acfg.nstep), gamma=float(acfg.gamma))
             metrics = agent.update(batch, run.step)
             run.updates += 1
-        run.loop_state = {"obs": obs, "prev_done": prev_done}
+        run.loop_state = {"obs": obs, "prev_done": prev_done, "replay_capacity": replay.capacity}
         run.after_step(metrics)
