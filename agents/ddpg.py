@@ -85,11 +85,13 @@ class DDPGAgent(OffPolicyAgent):
         self.critic_opt = make_adam(self.critic_params, float(cfg.lr))
         self.actor_params = list(self.actor.parameters())
         self.actor_opt = make_adam(self.actor_params, float(cfg.lr))
+        # plain attributes: DictConfig reads are slow, and these are read at every act/update
+        self._std_schedule = (float(cfg.std_init), float(cfg.std_final), int(cfg.std_steps))
+        self._ema_pairs = (list(self.critic_target.parameters()), list(self.critic.parameters()))
 
     def stddev(self, step: int) -> float:
         """Exploration std at agent step ``step``: linear(std_init, std_final, std_steps)."""
-        cfg = self.cfg
-        return linear_schedule(float(cfg.std_init), float(cfg.std_final), int(cfg.std_steps), step)
+        return linear_schedule(*self._std_schedule, step)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         opts: dict[str, torch.optim.Optimizer] = {"critic": self.critic_opt, "actor": self.actor_opt}
@@ -130,7 +132,7 @@ class DDPGAgent(OffPolicyAgent):
         pi_action = clipped_noise_action(self.actor(z_actor), std, self.std_clip)
         actor_loss = -self.critic(z_actor, pi_action, frozen=True).min(dim=0).values.mean()
         self.step_optimizer(self.actor_opt, actor_loss, self.actor_params)
-        ema_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau)
+        ema_(*self._ema_pairs, self.tau)
 
         metrics.update({
             "critic_loss": critic_loss.detach(),

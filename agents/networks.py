@@ -112,8 +112,10 @@ class EnsembleMLP(nn.Module):
         self.kinds.append("linear")
 
     def forward(self, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        # ``.forward`` directly: these internal layers carry no hooks, and Module.__call__'s
+        # bookkeeping is a measurable part of a small network's update on CPU
         for kind, layer in zip(self.kinds, self.layers):
-            x = layer(x) if kind == "act" else layer(x, frozen=frozen)
+            x = layer.forward(x) if kind == "act" else layer.forward(x, frozen)
         return x
 
 
@@ -139,7 +141,7 @@ class QEnsemble(nn.Module):
         self.net = EnsembleMLP(feature_dim + action_dim, hidden, 1, ensemble, activation, first_layernorm_tanh, init)
 
     def forward(self, z: torch.Tensor, action: torch.Tensor, frozen: bool = False) -> torch.Tensor:
-        return self.net(torch.cat([z, action], dim=-1), frozen=frozen).squeeze(-1)
+        return self.net.forward(torch.cat([z, action], dim=-1), frozen).squeeze(-1)
 
 
 class Critic(nn.Module):
@@ -155,12 +157,22 @@ class Critic(nn.Module):
         self.q = q
 
     def forward(self, z: torch.Tensor, action: torch.Tensor, frozen: bool = False) -> torch.Tensor:
-        if frozen:
+        if isinstance(self.trunk, nn.Identity):
+            h = z
+        elif frozen:
             with torch.no_grad():
                 h = self.trunk(z)
         else:
             h = self.trunk(z)
-        return self.q(h, action, frozen=frozen)
+        return self.q.forward(h, action, frozen)
+
+
+def run_sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` for an internal hook-free ``nn.Sequential``, calling each layer's ``forward``
+    directly (what ``Sequential.__call__`` does, minus the per-module call overhead)."""
+    for layer in net:
+        x = layer.forward(x)
+    return x
 
 
 def obs_trunk(encoder: nn.Module, trunk_dim: int) -> tuple[nn.Module, int]:
@@ -200,7 +212,8 @@ class DeterministicActor(nn.Module):
         self.net = ln_tanh_mlp(feature_dim, hidden, action_dim, activation)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(self.trunk(z)))
+        h = z if isinstance(self.trunk, nn.Identity) else self.trunk(z)
+        return torch.tanh(run_sequential(self.net, h))
 
 
 def clipped_noise_action(mu: torch.Tensor, std: float, clip: float | None) -> torch.Tensor:
@@ -235,8 +248,10 @@ class SquashedGaussianActor(nn.Module):
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def _dist(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, raw = self.net(self.trunk(z)).split(self.action_dim, dim=-1)
-        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(raw) + 1.0)
+        h = z if isinstance(self.trunk, nn.Identity) else self.trunk(z)
+        mean, raw = run_sequential(self.net, h).split(self.action_dim, dim=-1)
+        half = 0.5 * (self.log_std_max - self.log_std_min)
+        log_std = torch.tanh(raw).mul(half).add_(self.log_std_min + half)  # min + half * (tanh + 1)
         return mean, log_std
 
     def mean_action(self, z: torch.Tensor) -> torch.Tensor:
@@ -246,11 +261,13 @@ class SquashedGaussianActor(nn.Module):
         """A reparameterised sample ``a`` [B, A] and its log-probability ``log pi(a|z)`` [B]."""
         mean, log_std = self._dist(z)
         eps = torch.randn_like(mean)
-        u = mean + eps * log_std.exp()
+        u = torch.addcmul(mean, eps, log_std.exp())
         action = torch.tanh(u)
-        # log N(u; mean, std) - sum log(1 - tanh(u)^2), with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))
-        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
-        log_prob = log_prob - (2.0 * (LOG2 - u - F.softplus(-2.0 * u))).sum(-1)
+        # log N(u; mean, std) - sum log(1 - tanh(u)^2), with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)):
+        # sum_j [-eps^2 / 2 - log_std + 2 (u + softplus(-2u))] - A (log(2 pi) / 2 + 2 log 2)
+        per_dim = torch.add(u, F.softplus(u * -2.0)).mul_(2.0).sub_(log_std)
+        per_dim = per_dim.add_(eps.square().mul_(-0.5))
+        log_prob = per_dim.sum(-1) - self.action_dim * (0.5 * LOG_2PI + 2.0 * LOG2)
         return action, log_prob
 
 

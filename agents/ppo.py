@@ -36,6 +36,7 @@ from agents.base import Agent, register_agent
 from rlaux.buffers.rollout import RolloutStorage, normalize_advantages
 from rlaux.encoders import ACTIVATIONS, DrQEncoder, MLPEncoder, make_encoder, mlp, orthogonal_init
 from rlaux.objectives import build_aux_suite
+from rlaux.optim import adam_step, make_adam, zero_grad
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -143,7 +144,9 @@ class PPOAgent(Agent):
         if self.aux.joint:
             params += list(self.aux.objectives.parameters())
         self.ppo_params = list(dict.fromkeys(params))
-        self.optimizer = torch.optim.Adam(self.ppo_params, lr=float(cfg.lr), eps=1e-5)
+        self.optimizer = make_adam(self.ppo_params, float(cfg.lr), eps=1e-5)
+        # read once: DictConfig lookups cost more than a small minibatch's arithmetic
+        self._loss_options = (bool(cfg.norm_adv), bool(cfg.clip_vloss), float(cfg.ent_coef), float(cfg.vf_coef))
         self.to(device)
 
     @classmethod
@@ -180,6 +183,13 @@ class PPOAgent(Agent):
         entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
         return logp, entropy
 
+    def _log_prob(self, out: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """log pi(a|o) alone (acting needs no entropy); the same values as :meth:`_log_prob_entropy`."""
+        if self.discrete:
+            return F.log_softmax(out, dim=-1).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+        log_std = self.log_std.expand_as(out)
+        return (-0.5 * ((action - out) / log_std.exp()) ** 2 - log_std - 0.5 * LOG_2PI).sum(-1)
+
     def _sample(self, out: torch.Tensor) -> torch.Tensor:
         if self.discrete:
             return torch.multinomial(F.softmax(out, dim=-1), 1).squeeze(-1)
@@ -195,8 +205,7 @@ class PPOAgent(Agent):
         h = self.features(obs)
         out = self.actor(h)
         action = self._sample(out)
-        logp, _ = self._log_prob_entropy(out, action)
-        return action, logp, self.critic(h).squeeze(-1)
+        return action, self._log_prob(out, action), self.critic(h).squeeze(-1)
 
     def env_action(self, action: torch.Tensor) -> torch.Tensor:
         """The action the env receives: continuous samples clipped to [-1, 1]; discrete unchanged."""
@@ -247,6 +256,8 @@ class PPOAgent(Agent):
         batch = data["valid"].shape[0]
         mb_size = batch // int(cfg.num_minibatches)
         lr = self._set_lr(step, batch)
+        max_grad_norm, aux_batch = float(cfg.max_grad_norm), int(cfg.aux.batch_size)
+        n_minibatches = int(cfg.num_minibatches)
 
         sums: dict[str, torch.Tensor] = {}
         n_updates = 0
@@ -258,19 +269,19 @@ class PPOAgent(Agent):
 
         for _ in range(int(cfg.update_epochs)):
             perm = torch.randperm(batch, device=self.device)
-            for start in range(0, mb_size * int(cfg.num_minibatches), mb_size):
+            for start in range(0, mb_size * n_minibatches, mb_size):
                 idx = perm[start:start + mb_size]
                 loss, metrics = self._ppo_loss({k: v[idx] for k, v in data.items()}, clip)
                 if self.aux:
-                    windows = storage.windows(int(cfg.aux.batch_size), self.aux.horizon, gamma)
+                    windows = storage.windows(aux_batch, self.aux.horizon, gamma)
                     if self.aux.joint:
                         aux_loss, aux_metrics = self.aux.loss(windows, self.encoder)
                         loss = loss + aux_loss
-                self.optimizer.zero_grad(set_to_none=True)
+                zero_grad(self.optimizer)
                 loss.backward()
-                if float(cfg.max_grad_norm) > 0:
-                    metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.ppo_params, float(cfg.max_grad_norm))
-                self.optimizer.step()
+                if max_grad_norm > 0:
+                    metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.ppo_params, max_grad_norm, foreach=True)
+                adam_step(self.optimizer)
                 if self.aux:
                     if self.aux.joint:
                         self.aux.update_targets(self.encoder)
@@ -301,7 +312,7 @@ class PPOAgent(Agent):
 
     def _ppo_loss(self, mb: dict[str, torch.Tensor], clip: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Clipped surrogate + value + entropy loss on one minibatch, masked to valid steps."""
-        cfg = self.cfg
+        norm_adv, clip_vloss, ent_coef, vf_coef = self._loss_options
         valid = mb["valid"]
         n = valid.sum().clamp(min=1.0)
 
@@ -316,18 +327,18 @@ class PPOAgent(Agent):
         ratio = log_ratio.exp()
 
         adv = mb["advantages"]
-        if cfg.norm_adv:
+        if norm_adv:
             adv = normalize_advantages(adv, valid)
         pg_loss = masked_mean(torch.maximum(-adv * ratio, -adv * ratio.clamp(1.0 - clip, 1.0 + clip)))
 
         ret = mb["returns"]
-        if cfg.clip_vloss:
+        if clip_vloss:
             v_clipped = mb["values"] + (new_value - mb["values"]).clamp(-clip, clip)
             v_loss = 0.5 * masked_mean(torch.maximum((new_value - ret) ** 2, (v_clipped - ret) ** 2))
         else:
             v_loss = 0.5 * masked_mean((new_value - ret) ** 2)
         ent = masked_mean(entropy)
-        loss = pg_loss - float(cfg.ent_coef) * ent + float(cfg.vf_coef) * v_loss
+        loss = pg_loss - ent_coef * ent + vf_coef * v_loss
 
         with torch.no_grad():
             approx_kl = masked_mean((ratio - 1.0) - log_ratio)

@@ -93,6 +93,8 @@ class SACAgent(OffPolicyAgent):
             groups.append({"params": [self.log_alpha], "lr": float(cfg.alpha_lr)})
         self.actor_opt = make_adam(groups, float(cfg.lr))
         self.actor_params = list(self.actor.parameters())
+        self.autotune_alpha = bool(cfg.autotune_alpha)  # plain attributes: DictConfig reads are slow per update
+        self._ema_pairs = (list(self.critic_target.parameters()), list(self.critic.parameters()))
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         opts: dict[str, torch.optim.Optimizer] = {"critic": self.critic_opt, "actor": self.actor_opt}
@@ -133,9 +135,9 @@ class SACAgent(OffPolicyAgent):
         q_pi = self.critic(z_actor, pi_action, frozen=True).min(dim=0).values
         actor_loss = (alpha * log_prob - q_pi).mean()
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self.step_optimizer(self.actor_opt, actor_loss + alpha_loss if self.cfg.autotune_alpha else actor_loss,
+        self.step_optimizer(self.actor_opt, actor_loss + alpha_loss if self.autotune_alpha else actor_loss,
                             self.actor_params)
-        ema_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau)
+        ema_(*self._ema_pairs, self.tau)
 
         metrics.update({
             "critic_loss": critic_loss.detach(),

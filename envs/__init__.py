@@ -10,12 +10,15 @@ _ensure_gl_env()
 
 from envs.config import EnvConfig  # noqa: E402
 from envs.factory import make_env  # noqa: E402
+from envs.guard import EnvError, EnvErrorGuard  # noqa: E402
 from envs.registry import UnknownEnvError, env_kind, list_env_names, parse_dmc_name  # noqa: E402
 from envs.resolve import resolve_env_config  # noqa: E402
 from envs.vector import EnvFactory, make_vector_env  # noqa: E402
 
 __all__ = [
     "EnvConfig",
+    "EnvError",
+    "EnvErrorGuard",
     "EnvFactory",
     "UnknownEnvError",
     "env_kind",

@@ -4,6 +4,7 @@ Wrapper stack, innermost first::
 
     AtariEnv(frameskip=1, sticky actions 0.25 ("v5") or 0 ("100k"), minimal action set,
              108k frames per episode)
+    EmulatorSnapshot                          pickles the emulator state (for checkpoints)
     AtariPreprocessing(noop_max, frame_skip=action_repeat, screen image_size, grayscale)
     [TimeLimit(max_episode_steps)]            agent-step cap, if configured
     RecordEpisodeStatistics                   RAW game return / length in agent steps
@@ -26,6 +27,37 @@ from envs.wrappers import SignReward
 
 MAX_FRAMES_PER_EPISODE = 108_000
 STICKY_ACTION_PROB = {"v5": 0.25, "100k": 0.0}
+
+
+class EmulatorSnapshot(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Make a pickled Atari env resume exactly where it was.
+
+    ale-py's ``AtariEnv`` pickles only its constructor arguments (``EzPickle``), so an
+    unpickled env is a fresh game. This wrapper, placed right over it, adds the emulator
+    state with its random generator (``cloneState(include_rng=True)``: RAM, frame counters,
+    sticky-action RNG) and the env's numpy generator (no-op starts), and restores them after
+    the inner env is rebuilt.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        atari = self.env.unwrapped
+        state["_emulator"] = (atari.clone_state(include_rng=True), atari.np_random.bit_generator.state)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        emulator = state.pop("_emulator", None)
+        self.__dict__.update(state)
+        if emulator is not None:
+            ale_state, np_state = emulator
+            atari = self.env.unwrapped
+            atari.restore_state(ale_state)
+            atari.np_random.bit_generator.state = np_state
 
 
 class EpisodicLife(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -82,6 +114,7 @@ def make_atari_env(cfg: EnvConfig, mode: str = "train") -> gym.Env:
         full_action_space=False,
         max_num_frames_per_episode=MAX_FRAMES_PER_EPISODE,
     )
+    env = EmulatorSnapshot(env)
     env = gym.wrappers.AtariPreprocessing(
         env,
         noop_max=cfg.noop_max,

@@ -6,7 +6,9 @@ Naming:
       (TD-MPC2 spelling), and all-hyphen spellings (``cartpole-swingup-sparse``,
       ``ball-in-cup-catch``) where unambiguous.
     * Atari: any id registered by ale-py (``ALE/Pong-v5``).
-    * Anything else registered with Gymnasium (``CartPole-v1``).
+    * Anything else registered with Gymnasium (``CartPole-v1``), including Gymnasium's
+      ``module:EnvId`` form for your own envs: ``my_package.envs:MyEnv-v0`` imports
+      ``my_package.envs`` (which registers ``MyEnv-v0``) first.
 
 dm_control, gymnasium and ale_py are imported lazily on first use.
 """
@@ -82,6 +84,8 @@ def env_kind(name: str) -> str:
     """Return ``"dmc"``, ``"atari"`` or ``"gym"`` for ``name``; UnknownEnvError otherwise."""
     if not isinstance(name, str) or not name:
         raise _unknown(name)
+    if ":" in name:
+        return _module_env_kind(name)
     atari, other = _gym_tables()
     if name in atari:
         return "atari"
@@ -90,6 +94,28 @@ def env_kind(name: str) -> str:
     if "-" in name and name in _dmc_tables()[0]:
         return "dmc"
     raise _unknown(name)
+
+
+def _module_env_kind(name: str) -> str:
+    """Kind of a ``module:EnvId`` name: import ``module`` (it registers ``EnvId``), then look it up."""
+    import importlib  # noqa: PLC0415
+
+    import gymnasium as gym  # noqa: PLC0415
+
+    module, _, env_id = name.partition(":")
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # ImportError, or an error raised while the module runs
+        raise UnknownEnvError(
+            f"Unknown environment name {name!r}: cannot import module {module!r} "
+            f"({type(exc).__name__}: {exc}). Check that it is on PYTHONPATH.") from None
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f" Did you mean: {', '.join(f'{module}:{c}' for c in close)}?" if close else ""
+        raise UnknownEnvError(
+            f"Unknown environment name {name!r}: module {module!r} registered no env {env_id!r}.{hint}")
+    entry = gym.registry[env_id].entry_point
+    return "atari" if isinstance(entry, str) and entry.startswith("ale_py") else "gym"
 
 
 def _unknown(name: object) -> UnknownEnvError:

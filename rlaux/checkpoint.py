@@ -4,7 +4,10 @@ A checkpoint is one ``torch.save`` file ``run_dir/checkpoints/step_<N>.pt`` hold
 ``format`` (version), ``step`` and other counters, ``config_hash``, ``agent`` (state dict),
 ``optimizers`` ({name: state dict}), ``replay`` (optional), ``rng`` (python, numpy, torch
 states) and ``loop`` (anything else the training loop needs). Files are written to a temp
-name and renamed, so a crash mid-write never leaves a corrupt newest checkpoint.
+name, flushed to disk and renamed (then the folder entry is flushed too), so a crash or power
+cut mid-write never leaves a corrupt newest checkpoint; a temp file left by such a crash is
+removed by the next save. :func:`load_latest_checkpoint` skips (with a warning) a newest file
+that is unreadable anyway, e.g. truncated by a full disk or a copy.
 """
 
 from __future__ import annotations
@@ -27,15 +30,39 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not belong to this run's config."""
 
 
+class CheckpointWarning(UserWarning):
+    """An unreadable checkpoint was skipped in favour of an older one."""
+
+
 def rng_state() -> dict[str, Any]:
-    """The global RNG states of python, numpy and torch."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global RNG states of python, numpy and torch (and CUDA's, when a GPU is in use)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Flush a folder's entries (a rename) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
@@ -44,10 +71,13 @@ def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: i
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step_{step:010d}.pt"
     tmp = directory / f".{path.name}.tmp"
+    for stale in directory.glob(".step_*.pt.tmp"):  # left by a crash during an earlier write
+        stale.unlink(missing_ok=True)
     torch.save({"format": CHECKPOINT_FORMAT, "step": step, **payload}, tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync_dir(directory)
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
@@ -79,7 +109,7 @@ def load_latest_checkpoint(directory: Path) -> dict[str, Any] | None:
         try:
             data = load_checkpoint(path)
         except CheckpointError as exc:
-            warnings.warn(f"{exc}; falling back to the previous checkpoint", stacklevel=2)
+            warnings.warn(f"{exc}; falling back to the previous checkpoint", CheckpointWarning, stacklevel=2)
             continue
         data["path"] = str(path)
         return data

@@ -123,7 +123,8 @@ class Logger:
         if "WANDB_MODE" not in os.environ and not _wandb_logged_in():
             os.environ["WANDB_MODE"] = "offline"
         id_file = self.run_dir / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        # wandb >= 0.2x has no public id generator (wandb.util.generate_id is gone): 8 base-36 chars like wandb's
+        run_id = id_file.read_text().strip() if id_file.exists() else _new_wandb_id()
         id_file.write_text(run_id)
         return wandb.init(
             project=os.environ.get("WANDB_PROJECT", "rlaux"),
@@ -163,9 +164,18 @@ class Logger:
     def close(self) -> None:
         self.bar.close()
         if self._wandb_run is not None:
-            self._wandb_run.finish(quiet=True)
+            self._wandb_run.finish()  # (wandb 0.31 dropped finish(quiet=...); Settings(silent=True) keeps it quiet)
         if self._tb is not None:
             self._tb.close()
+
+
+def _new_wandb_id() -> str:
+    """A fresh wandb run id (8 lowercase letters/digits), stored in ``wandb_id.txt`` for resumes."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 def _wandb_logged_in() -> bool:

@@ -16,16 +16,18 @@ Python::
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from rlaux.checkpoint import CheckpointError
 from rlaux.config import CONFIG_DIR, RESUMABLE_OVERRIDES, ConfigError, compose, register_configs, slug
 from rlaux.objectives.base import IncompatibleObjectiveError
+from rlaux.validation import check_override_keys
 
 USER_ERRORS = (ConfigError, CheckpointError, IncompatibleObjectiveError)
 
@@ -59,14 +61,17 @@ def default_run_dir(cfg: DictConfig) -> Path:
     return Path("runs") / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}_{cfg.agent.name}_{slug(cfg.env.name)}_s{cfg.seed}"
 
 
-def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train (or resume) one run in ``run_dir``; return its summary (also saved as summary.json)."""
+def run_training(cfg: DictConfig, run_dir: Path, make_run: Callable[[DictConfig, Path], Any] | None = None) -> dict[str, Any]:
+    """Train (or resume) one run in ``run_dir``; return its summary (also saved as summary.json).
+
+    ``make_run(cfg, run_dir)`` builds the :class:`TrainingRun` (default: the class itself; the
+    linear probe of :mod:`rlaux.probe` passes a subclass that loads a frozen encoder)."""
     from rlaux.training.off_policy import train_off_policy
     from rlaux.training.on_policy import train_on_policy
-    from rlaux.training.run import StopFlag, TrainingRun
+    from rlaux.training.run import RUN_FAILURES, StopFlag, TrainingRun
 
     with StopFlag() as stop:
-        run = TrainingRun(cfg, run_dir)
+        run = (make_run or TrainingRun)(cfg, run_dir)
         try:
             logger = run.start_logger()
             if run.checkpoint is None:
@@ -101,6 +106,9 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                     f"({run.frame} env frames); run folder {run_dir}")
             (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
             return summary
+        except RUN_FAILURES as exc:  # NaN/Inf or an env error mid-run: say where, mark the folder failed
+            run.record_failure(exc)
+            raise
         finally:
             run.close()
 
@@ -126,24 +134,37 @@ def _report_user_error(exc: BaseException) -> None:
 def _hydra_task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from rlaux import sweep
+    from rlaux.training.run import RUN_FAILURES
+
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
     fresh = not cfg.resume and not (run_dir / "checkpoints").exists()
+    multirun = sweep.is_multirun()
     try:
         if cfg.resume:
             cfg = _resume_config(cfg, overrides)
+        elif multirun:  # a sweep run again: skip finished members, resume interrupted ones (rlaux/sweep.py)
+            plan, cfg = sweep.prepare_member(cfg, run_dir)
+            if plan.state == sweep.FINISHED:
+                return
         summary = run_training(cfg, run_dir)
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, KeyError) as exc:  # registries' KeyErrors carry their own message
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        _report_user_error(message)
+        if fresh:
+            _remove_partial_run_dir(run_dir)
+        if multirun:  # fail this member only; the launcher goes on with the others
+            raise sweep.SweepMemberError(f"sweep member {run_dir}: {message}") from None
+        sys.exit(2)
+    except RUN_FAILURES as exc:  # a started run failed (NaN/Inf, env error): folder kept, summary.json says so
+        if os.environ.get("RLAUX_TRACEBACK"):
+            raise
         _report_user_error(exc)
-        if fresh:
-            _remove_partial_run_dir(run_dir)
-        sys.exit(2)
-    except KeyError as exc:  # unknown names raised by registries carry their own message
-        _report_user_error(exc.args[0] if exc.args else exc)
-        if fresh:
-            _remove_partial_run_dir(run_dir)
-        sys.exit(2)
+        if multirun:
+            raise sweep.SweepMemberError(f"sweep member {run_dir}: {exc}") from None
+        sys.exit(1)
     if summary.get("interrupted"):
         sys.exit(128 + int(summary.get("signal") or 2))
 
@@ -164,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         register_configs([a for a in args if not a.startswith("-")])
+        # misspelled keys, with suggestions (rlaux/validation.py); Hydra group choices such as
+        # hydra/launcher=ray (README "Sweeps") are left to Hydra
+        check_override_keys([a for a in args if not a.startswith("hydra/")])
         for item in args:
             if item.startswith("resume="):
                 folder = Path(item.split("=", 1)[1])

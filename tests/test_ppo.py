@@ -14,7 +14,7 @@ from torch import nn
 
 from agents.ppo import PPOAgent
 from rlaux.config import compose
-from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_objective
+from rlaux.objectives.base import OBJECTIVES, AuxObjective, ObjectiveConfig, register_objective
 from rlaux.types import WindowBatch
 
 CPU = torch.device("cpu")
@@ -174,7 +174,6 @@ class DummyConfig(ObjectiveConfig):
     horizon: int = 3
 
 
-@register_objective
 class DummyRewardObjective(AuxObjective):
     """Test objective: predict each window step's reward from the encoded observation (masked)."""
 
@@ -200,6 +199,14 @@ class DummyRewardObjective(AuxObjective):
         pred = self.head(z).reshape(B, L)
         loss = (((pred - batch.reward) ** 2) * batch.mask).sum() / batch.mask.sum()
         return loss, {"mask_mean": batch.mask.mean()}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _dummy_objective_registered():
+    """Register the test objective for this module only, so it never leaks into other tests' choices."""
+    register_objective(DummyRewardObjective)
+    yield
+    OBJECTIVES.pop(DummyRewardObjective.name, None)
 
 
 @pytest.mark.parametrize("mode", ["separate", "joint"])

@@ -191,10 +191,10 @@ class ReplayBuffer:
     def _start_ok(self, env: Tensor, age: Tensor) -> Tensor:
         """Whether (env, age) can start a window: a valid transition whose next observation is
         stored and, for frame stacks, whose stack's frames have not been overwritten."""
-        slot = (self._oldest + age) % self.ring
-        ok = self._storage["valid"][env, slot] & (age < self.size - 1)
+        rows = env * self.ring + (self._oldest + age) % self.ring  # flat [env, slot] index
+        ok = self._storage["valid"].view(-1).index_select(0, rows) & (age < self.size - 1)
         if self.frame_stack > 1:
-            back = self._storage["ep_step"][env, slot].long().clamp(max=self.frame_stack - 1)
+            back = self._storage["ep_step"].view(-1).index_select(0, rows).long().clamp(max=self.frame_stack - 1)
             ok &= age >= back
         return ok
 
@@ -224,10 +224,11 @@ class ReplayBuffer:
         total = self.num_envs * self.size
         flat = torch.randint(total, (batch_size,), generator=self._gen, device=self.device)
         for _ in range(_MAX_REJECTION_ROUNDS):
-            bad = ~self._start_ok(flat // self.size, flat % self.size)
+            env, age = flat.div(self.size, rounding_mode="floor"), flat.remainder(self.size)
+            bad = ~self._start_ok(env, age)
             n_bad = int(bad.sum())
             if n_bad == 0:
-                return flat // self.size, flat % self.size
+                return env, age
             flat[bad] = torch.randint(total, (n_bad,), generator=self._gen, device=self.device)
         every = torch.arange(total, device=self.device)
         starts = every[self._start_ok(every // self.size, every % self.size)]
@@ -274,13 +275,18 @@ class ReplayBuffer:
         st, dev, R = self._storage, self.device, self.ring
         env, age = self._sample_starts(batch_size)
         B = batch_size
-        e2 = env[:, None]
+        if L == 1:
+            return self._sample_single(env, age, gamma)
+        base = (env * R)[:, None]  # flat index of slot 0 of each window's env ring
+
+        def take(name: str, slots: Tensor) -> Tensor:  # st[name][env, slots] as one flat gather
+            return st[name].view(-1).index_select(0, (base + slots).view(-1)).view(slots.shape)
 
         steps = torch.arange(L, device=dev)
         ages = age[:, None] + steps  # [B, L]
         slots = (self._oldest + ages.clamp(max=self.size - 1)) % R
-        valid = st["valid"][e2, slots] & (ages < self.size - 1)
-        done = st["terminated"][e2, slots] | st["truncated"][e2, slots]
+        valid = take("valid", slots) & (ages < self.size - 1)
+        done = take("terminated", slots) | take("truncated", slots)
         done_before = torch.cat([torch.zeros_like(done[:, :1]), done[:, :-1]], dim=1)
         ended_before = done_before.to(torch.uint8).cummax(dim=1).values.bool()
         mask = (valid & ~ended_before).to(torch.uint8).cummin(dim=1).values.bool()  # [B, L], prefix of ones
@@ -291,9 +297,10 @@ class ReplayBuffer:
         obs_slots = (self._oldest + age[:, None] + obs_pos) % R
         maskf = mask.float()
         obs = self._gather_obs(env, obs_slots)
-        action = st["action"][e2, act_slots]
-        reward = st["reward"][e2, act_slots] * maskf
-        terminated = st["terminated"][e2, act_slots].float() * maskf
+        act_rows = (base + act_slots).view(-1)
+        action = st["action"].flatten(0, 1).index_select(0, act_rows).view(B, L, *self.action_shape)
+        reward = take("reward", act_slots) * maskf
+        terminated = take("terminated", act_slots).float() * maskf
 
         m = mask[:, :nstep].sum(dim=1)  # [B], >= 1
         discounts = gamma ** torch.arange(nstep, device=dev, dtype=torch.float32)
@@ -309,6 +316,29 @@ class ReplayBuffer:
             nstep_reward=nstep_reward,
             nstep_discount=nstep_discount,
             nstep_next_obs=obs.flatten(0, 1).index_select(0, rows * (L + 1) + m),
+        )
+
+    def _sample_single(self, env: Tensor, age: Tensor, gamma: float) -> WindowBatch:
+        """:meth:`sample` for windows of one transition (horizon = nstep = 1), the common
+        SAC/DQN case: every start is a valid transition whose next observation is stored, so
+        the mask is 1 and the window is (o_t, a_t, r_t, o_{t+1}). Same values as the general path."""
+        st, R = self._storage, self.ring
+        slot = (self._oldest + age) % R
+        rows = env * R + slot  # [B] flat index of the transition
+        obs = self._gather_obs(env, torch.stack([slot, (slot + 1) % R], dim=1))  # [B, 2, *obs_shape]
+        action = st["action"].flatten(0, 1).index_select(0, rows)
+        reward = st["reward"].view(-1).index_select(0, rows)
+        terminated = st["terminated"].view(-1).index_select(0, rows).float()
+        B = rows.shape[0]
+        return WindowBatch(
+            obs=obs,
+            action=action.view(B, 1, *self.action_shape),
+            reward=reward.view(B, 1),
+            terminated=terminated.view(B, 1),
+            mask=torch.ones(B, 1, device=self.device),
+            nstep_reward=reward,
+            nstep_discount=(1.0 - terminated) * torch.tensor(gamma, dtype=torch.float32),
+            nstep_next_obs=obs[:, 1].contiguous(),
         )
 
     # ------------------------------------------------------------------ checkpointing

@@ -80,6 +80,15 @@ def encode(encoder: nn.Module, obs: torch.Tensor, obs_ndim: int, grad: bool = Tr
     return z.reshape(*lead, z.shape[-1])
 
 
+def run_mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` for an objective's own (hook-free) MLP, calling each layer's ``forward``
+    directly: the same computation without ``Module.__call__``'s per-layer overhead, which is
+    a visible part of a small objective's step inside a rollout loop (e.g. TCRL's H steps)."""
+    for layer in net:
+        x = layer.forward(x)
+    return x
+
+
 def make_projection(feature_dim: int, proj_dim: int | None, default_dim: int = 50) -> tuple[nn.Module, int]:
     """The optional projection applied to encoder features before an objective's latent model.
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from rlaux.objectives.base import AuxObjective, objective_class
+from rlaux.optim import adam_step, make_adam, zero_grad
 from rlaux.types import WindowBatch
 
 
@@ -51,7 +52,7 @@ class AuxSuite(nn.Module):
                 params += list(encoder.parameters())
             params = [p for p in dict.fromkeys(params) if p.requires_grad]
             if params:
-                self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+                self.optimizer = make_adam(params, lr, weight_decay=weight_decay)
 
     def __bool__(self) -> bool:
         return len(self.objectives) > 0
@@ -84,12 +85,12 @@ class AuxSuite(nn.Module):
         if not self.objectives or self.optimizer is None:
             return {}
         total, metrics = self.loss(batch, encoder)
-        self.optimizer.zero_grad(set_to_none=True)
+        zero_grad(self.optimizer)
         total.backward()
         if self.grad_clip > 0:
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
-            metrics["aux/grad_norm"] = nn.utils.clip_grad_norm_(params, self.grad_clip)
-        self.optimizer.step()
+            metrics["aux/grad_norm"] = nn.utils.clip_grad_norm_(params, self.grad_clip, foreach=True)
+        adam_step(self.optimizer)
         self.update_targets(encoder)
         return metrics
 

@@ -14,6 +14,7 @@ objective exposes the choice with the same vocabulary:
 from __future__ import annotations
 
 import copy
+import weakref
 
 import torch
 from torch import nn
@@ -58,15 +59,29 @@ def frozen_copy(module: nn.Module, init: str = "copy") -> nn.Module:
     return target
 
 
+#: target module -> (online module, target params, online params, target buffers, online buffers):
+#: the lists are rebuilt only when a target is paired with another online module.
+_EMA_LISTS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _ema_lists(target: nn.Module, online: nn.Module) -> tuple:
+    cached = _EMA_LISTS.get(target)
+    if cached is not None and cached[0]() is online:
+        return cached
+    t_params, o_params = list(target.parameters()), list(online.parameters())
+    if len(t_params) != len(o_params):
+        raise ValueError("target and online modules have different parameter lists")
+    entry = (weakref.ref(online), t_params, o_params, list(target.buffers()), list(online.buffers()))
+    _EMA_LISTS[target] = entry
+    return entry
+
+
 @torch.no_grad()
 def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """``target <- target + tau * (online - target)`` for every parameter (one fused
-    multi-tensor op); buffers are copied."""
-    t_params = list(target.parameters())
-    o_params = list(online.parameters())
-    if len(t_params) != len(o_params):
-        raise ValueError("target and online modules have different parameter lists")
+    multi-tensor op); buffers are copied. (The parameter lists are cached per target.)"""
+    _, t_params, o_params, t_bufs, o_bufs = _ema_lists(target, online)
     if t_params:
         torch._foreach_lerp_(t_params, o_params, float(tau))
-    for t_buf, o_buf in zip(target.buffers(), online.buffers()):
+    for t_buf, o_buf in zip(t_bufs, o_bufs):
         t_buf.copy_(o_buf)

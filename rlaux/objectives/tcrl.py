@@ -43,7 +43,15 @@ from torch import nn
 
 from rlaux.encoders import ACTIVATIONS, mlp, orthogonal_init
 from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_objective
-from rlaux.objectives.common import action_dim, action_features, check_spaces, encode, make_projection, mask_steps
+from rlaux.objectives.common import (
+    action_dim,
+    action_features,
+    check_spaces,
+    encode,
+    make_projection,
+    mask_steps,
+    run_mlp,
+)
 from rlaux.objectives.targets import TARGET_INITS, TARGET_KINDS, check_choice, ema_update, frozen_copy
 
 
@@ -155,11 +163,11 @@ class TCRLObjective(AuxObjective):
         inputs, preds = [], []
         for k in range(H):  # open-loop rollout (sequential by nature)
             za = torch.cat([z, actions[:, k]], dim=-1)
-            z = self.dynamics(za)
+            z = run_mlp(self.dynamics, za)
             inputs.append(za)
             preds.append(z)
         pred = torch.stack(preds, dim=1)  # [B, H, D]
-        reward_pred = self.reward_head(torch.stack(inputs, dim=1)).squeeze(-1)  # [B, H], one batched pass
+        reward_pred = run_mlp(self.reward_head, torch.stack(inputs, dim=1)).squeeze(-1)  # [B, H], one batched pass
 
         cos = F.cosine_similarity(pred, targets, dim=-1, eps=1e-8)  # [B, H]
         zero = torch.zeros((), device=cos.device)

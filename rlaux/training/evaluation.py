@@ -32,22 +32,38 @@ def random_policy(action_space: gym.Space, num_envs: int, generator: torch.Gener
     return act
 
 
-def evaluate(policy: Policy, env: gym.vector.VectorEnv, episodes: int, seed: int, device: torch.device) -> dict[str, float]:
-    """Run ``policy`` until each env finished ``ceil(episodes / num_envs)`` episodes and
-    return the mean/std of the first ``episodes`` returns (in env order, so short episodes
-    do not bias the sample), with their mean length in agent steps."""
+def run_episodes(policy: Policy, env: gym.vector.VectorEnv, episodes: int, seed: int, device: torch.device,
+                 on_step: Callable[[int, np.ndarray | None], bool] | None = None) -> list[tuple[float, int]]:
+    """Run ``policy`` until each env finished ``ceil(episodes / num_envs)`` episodes and return
+    the first ``episodes`` (raw return, length in agent steps) pairs, in env order (episode k of
+    every env before episode k+1 of any, so short episodes do not bias the sample).
+
+    ``on_step(t, done)`` is called after the reset (t = 0, done None) and after every vector
+    step t (done = terminated | truncated per env); while it returns True it is called again
+    (a video recorder stops itself by returning False).
+    """
     n = env.num_envs
     per_env = -(-episodes // n)
     obs, _ = env.reset(seed=seed)
+    t = 0
+    watching = on_step is not None and on_step(t, None)
     results: list[list[tuple[float, int]]] = [[] for _ in range(n)]
     while any(len(r) < per_env for r in results):
         with torch.no_grad():
             action = policy(torch.as_tensor(obs, device=device))
-        obs, _, _, _, info = env.step(action.cpu().numpy())
+        obs, _, terminated, truncated, info = env.step(action.cpu().numpy())
+        t += 1
+        if watching:
+            watching = on_step(t, np.logical_or(terminated, truncated))  # type: ignore[misc]
         for i, ret, length in episode_stats(info):
             if len(results[i]) < per_env:
                 results[i].append((ret, length))
-    flat = [r for k in range(per_env) for env_results in results for r in env_results[k:k + 1]][:episodes]
+    return [r for k in range(per_env) for env_results in results for r in env_results[k:k + 1]][:episodes]
+
+
+def evaluate(policy: Policy, env: gym.vector.VectorEnv, episodes: int, seed: int, device: torch.device) -> dict[str, float]:
+    """Mean/std of the returns of :func:`run_episodes`, with their mean length in agent steps."""
+    flat = run_episodes(policy, env, episodes, seed, device)
     returns = np.array([r for r, _ in flat], dtype=np.float64)
     lengths = np.array([l for _, l in flat], dtype=np.float64)
     return {

@@ -57,7 +57,7 @@ def train_off_policy(run: TrainingRun, stop: object) -> None:
     learning_starts = int(acfg.learning_starts)
     # A run resumed without its replay refills it (acting with its policy) before updating again.
     refill_until = run.step + learning_starts if run.step > 0 and "replay" not in (run.checkpoint or {}) else 0
-    metrics: dict[str, torch.Tensor] = {}
+    metrics: dict[str, torch.Tensor] = dict(run.restored_metrics)  # {} unless resumed
     while run.step < cfg.steps and not stop:
         if run.step < learning_starts:
             action = explore(None).numpy()
@@ -75,7 +75,7 @@ def train_off_policy(run: TrainingRun, stop: object) -> None:
             run.updates = target
         while run.updates < target and replay.can_sample(agent.aux.horizon):
             batch = replay.sample(int(acfg.batch_size), horizon=agent.aux.horizon, nstep=int(acfg.nstep), gamma=float(acfg.gamma))
-            metrics = agent.update(batch, run.step)
+            metrics = run.apply_update(agent.update, batch, run.step)  # on_nan=skip may undo it
             run.updates += 1
         run.loop_state = {"obs": obs, "prev_done": prev_done, "replay_capacity": replay.capacity}
         run.after_step(metrics)

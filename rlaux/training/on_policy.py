@@ -19,7 +19,7 @@ def train_on_policy(run: TrainingRun, stop: object) -> None:
     else:
         obs, _ = run.env.reset(seed=int(cfg.seed) + 7919 * (run.step > 0))
         prev_done = np.zeros(run.num_envs, dtype=bool)
-    metrics: dict[str, torch.Tensor] = {}
+    metrics: dict[str, torch.Tensor] = dict(run.restored_metrics)  # {} unless resumed
     while run.step < cfg.steps and not stop:
         for _ in range(int(cfg.agent.num_steps)):
             obs_t = torch.as_tensor(obs, device=device)
@@ -34,7 +34,7 @@ def train_on_policy(run: TrainingRun, stop: object) -> None:
             obs = next_obs
             run.step += int(valid.sum())
             run.after_step(metrics, can_checkpoint=False)
-        metrics = agent.update(storage, torch.as_tensor(obs, device=device), run.step)
+        metrics = run.apply_update(agent.update, storage, torch.as_tensor(obs, device=device), run.step)
         run.updates += 1
         run.loop_state = {"obs": obs, "prev_done": prev_done}
         run.after_step(metrics, can_checkpoint=True)

@@ -8,6 +8,7 @@ envs), ``frame = step * action_repeat``.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import pickle
@@ -18,8 +19,9 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch
@@ -27,17 +29,45 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs
 from agents import Agent, agent_class
-from rlaux.checkpoint import CheckpointError, load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
-from rlaux.config import ConfigError, config_hash
+from envs import EnvError, EnvErrorGuard
+from rlaux.checkpoint import (CheckpointError, CheckpointWarning, list_checkpoints, load_latest_checkpoint, rng_state, save_checkpoint,
+                              set_rng_state)
+from rlaux.config import RESUMABLE_OVERRIDES, ConfigError, config_hash
 from rlaux.logger import Logger, to_float
 from rlaux.objectives.base import IncompatibleObjectiveError
 from rlaux.training.evaluation import episode_stats, evaluate, random_policy
+from rlaux.validation import validate_config
 
 PACKAGES = ("rlaux", "torch", "numpy", "gymnasium", "ale-py", "dm-control", "mujoco", "stable-baselines3", "hydra-core", "omegaconf", "wandb")
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss or metric became NaN/Inf."""
+    """A loss, metric or parameter became NaN/Inf (with ``on_nan=stop``)."""
+
+
+#: Errors that end a started run with one clear message (the run folder is kept, with a
+#: ``summary.json`` saying ``"failed": true``): a NaN/Inf, or an env raising in reset/step.
+RUN_FAILURES = (NonFiniteLossError, EnvError)
+
+
+def non_finite_names(metrics: Mapping[str, Any]) -> list[str]:
+    """Names of the metrics that are NaN/Inf (one host sync for all tensor metrics)."""
+    tensors = {k: v for k, v in metrics.items() if isinstance(v, torch.Tensor)}
+    bad = [k for k, v in metrics.items() if not isinstance(v, torch.Tensor) and not math.isfinite(float(v))]
+    if tensors:
+        flags = torch.stack([v.detach().isfinite().all() for v in tensors.values()]).cpu()
+        if not bool(flags.all()):
+            bad += [k for k, ok in zip(tensors, flags.tolist()) if not ok]
+    return bad
+
+
+def non_finite_parameters(module: torch.nn.Module) -> list[str]:
+    """Names of the parameters/buffers of ``module`` holding NaN/Inf (one host sync)."""
+    named = [(k, v) for k, v in module.state_dict().items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if not named:
+        return []
+    flags = torch.stack([v.isfinite().all() for _, v in named]).cpu()
+    return [] if bool(flags.all()) else [k for (k, _), ok in zip(named, flags.tolist()) if not ok]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,21 +99,27 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def validate_run_config(cfg: DictConfig) -> None:
-    """Top-level values, checked before anything is built."""
-    checks = {
-        "steps": cfg.steps >= 1,
-        "eval_every": cfg.eval_every >= 0,
-        "eval_episodes": cfg.eval_episodes >= 1,
-        "log_every": cfg.log_every >= 1,
-        "checkpoint_every": cfg.checkpoint_every >= 0,
-        "keep_checkpoints": cfg.keep_checkpoints >= 1,
-    }
-    for key, ok in checks.items():
-        if not ok:
-            raise ConfigError(f"{key}={cfg[key]} is out of range (must be >= {0 if key in ('eval_every', 'checkpoint_every') else 1})")
-    if cfg.on_nan not in ("stop",):
-        raise ConfigError(f"on_nan={cfg.on_nan!r} is not a valid choice; valid choices: stop")
+def validate_run_config(cfg: DictConfig) -> list[str]:
+    """Check the config's values before anything is built (see :mod:`rlaux.validation`);
+    returns warnings."""
+    return validate_config(cfg)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], limit: int = 5) -> list[str]:
+    """``key: saved -> current`` for keys (other than those a resume may change) that differ."""
+    a, b = _flatten(dict(saved)), _flatten(dict(current))
+    skip = (*RESUMABLE_OVERRIDES, "resume", "hydra", "agent.anneal_steps")
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not k.startswith(skip))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:limit]]
 
 
 class StopFlag:
@@ -120,8 +156,8 @@ class TrainingRun:
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.warnings = validate_run_config(cfg)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        validate_run_config(cfg)
         self.device = resolve_device(str(cfg.device))
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
@@ -139,13 +175,18 @@ class TrainingRun:
         self.action_repeat = int(self.env_cfg.action_repeat)
 
         self.checkpoint_dir = self.run_dir / "checkpoints"
-        self.checkpoint = load_latest_checkpoint(self.checkpoint_dir) if cfg.resume else None
+        with warnings.catch_warnings(record=True) as caught:  # skipped unreadable checkpoints: said by the logger
+            warnings.simplefilter("always", CheckpointWarning)
+            self.checkpoint = load_latest_checkpoint(self.checkpoint_dir) if cfg.resume else None
+        for w in caught:
+            if issubclass(w.category, CheckpointWarning):
+                self.warnings.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if cfg.resume and self.checkpoint is None:
             raise CheckpointError(f"resume={cfg.resume}: no readable checkpoint in {self.checkpoint_dir}")
         if self.checkpoint is not None and self.checkpoint.get("config_hash") != config_hash(cfg):
-            raise CheckpointError(
-                f"checkpoint {self.checkpoint['path']} was written by a different config than {self.run_dir}/config.yaml; "
-                "resume with the run's own config (only these keys may change: steps, device, logger, ...)")
+            raise CheckpointError(self._mismatch_message())
 
         self.env = self._make_train_env()
         self.agent = self._make_agent()
@@ -154,6 +195,7 @@ class TrainingRun:
         self.step = 0
         self.episodes = 0
         self.updates = 0
+        self.nan_skipped = 0
         self.random_return: float | None = None
         self.last_eval: dict[str, float] = {}
         self.last_eval_step = -1
@@ -162,15 +204,47 @@ class TrainingRun:
         self._episode_returns: list[float] = []
         self._episode_lengths: list[int] = []
         self._next_log = self._next_eval = self._next_ckpt = 0
+        self._last_metrics: Mapping[str, Any] = {}
+        self._good_metrics: dict[str, torch.Tensor] = {}
+        #: the latest update's metrics at the checkpoint: a resumed loop logs them until its next update
+        self.restored_metrics: dict[str, torch.Tensor] = {}
+        if self.checkpoint is not None:
+            self._restore_counters(self.checkpoint)  # before the logger starts: it truncates the CSVs there
         self._t_last = time.perf_counter()
-        self._step_last = 0
+        self._step_last = self.step
         if self.checkpoint is None:
             self._write_run_files()
         self.logger: Logger | None = None
 
+    def _mismatch_message(self) -> str:
+        ckpt = self.checkpoint
+        assert ckpt is not None
+        text = (f"checkpoint {ckpt['path']} was written by a different config than this run's "
+                f"({self.run_dir / 'config.yaml'})")
+        if isinstance(ckpt.get("config"), dict):
+            diffs = config_differences(ckpt["config"], OmegaConf.to_container(self.cfg, resolve=True))  # type: ignore[arg-type]
+            if diffs:
+                text += "; differing keys: " + "; ".join(diffs)
+        return (text + ". It belongs to another run, or config.yaml was edited: resume the run that wrote it, or "
+                "move that checkpoint out of the folder. On resume only these keys may change: "
+                + ", ".join(RESUMABLE_OVERRIDES))
+
     # ----------------------------------------------------------------- building
+    def _make_vector_env(self, num_envs: int, seed: int, mode: str) -> gym.vector.VectorEnv:
+        """A vector env whose reset/step errors come out as one clear :class:`EnvError`."""
+        try:
+            env = envs.make_vector_env(self.env_cfg, num_envs, seed=seed, mode=mode)
+        except (ConfigError, EnvError):
+            raise
+        except Exception as exc:  # the env's constructor raised: a start-up error, named as such
+            from envs.guard import describe_env_exception
+
+            raise ConfigError(describe_env_exception(exc, self.env_cfg.name, "__init__", mode)
+                              + "; check the env's name and options") from exc
+        return EnvErrorGuard(env, self.env_cfg.name, role=mode)
+
     def _make_train_env(self) -> gym.vector.VectorEnv:
-        return envs.make_vector_env(self.env_cfg, self.num_envs, seed=int(self.cfg.seed), mode="train")
+        return self._make_vector_env(self.num_envs, int(self.cfg.seed), "train")
 
     def _make_agent(self) -> Agent:
         cls = self.agent_cls
@@ -201,6 +275,8 @@ class TrainingRun:
             progress=bool(cfg.progress) and cfg.logger != "none",
             run_name=self.run_dir.name,
         )
+        for text in self.warnings:
+            self.logger.message(f"rlaux: warning: {text}")
         return self.logger
 
     # ----------------------------------------------------------------- counters
@@ -227,6 +303,7 @@ class TrainingRun:
         """Logging, evaluation and checkpoints due at the current step."""
         cfg = self.cfg
         assert self.logger is not None
+        self._last_metrics = metrics or {}
         if self._crossed("_next_log", int(cfg.log_every)):
             self.log_train(metrics or {})
         if self._crossed("_next_eval", int(cfg.eval_every)) and self.step > 0:
@@ -240,19 +317,16 @@ class TrainingRun:
         fps = (self.step - self._step_last) / max(now - self._t_last, 1e-9)
         self._t_last, self._step_last = now, self.step
         row: dict[str, Any] = {"episodes": self.episodes, "updates": self.updates, "steps_per_second": fps}
+        if self.cfg.on_nan == "skip":
+            row["nan_skipped"] = self.nan_skipped
         if self._episode_returns:
             row["episode_return"] = float(np.mean(self._episode_returns))
             row["episode_length"] = float(np.mean(self._episode_lengths))
             self.logger.latest_return = row["episode_return"]
         self._episode_returns.clear()
         self._episode_lengths.clear()
+        self.check_finite(metrics)
         values = {k: to_float(v) for k, v in metrics.items()}
-        bad = [k for k, v in values.items() if not math.isfinite(v)]
-        if bad:
-            last = self.checkpoint_path_str()
-            raise NonFiniteLossError(
-                f"non-finite value in {', '.join(bad)} at step {self.step} (update {self.updates}); "
-                f"last good checkpoint: {last}. Try a lower learning rate or check the inputs.")
         row.update(values)
         self.logger.log("train", self.step, self.frame, row)
         postfix = {"sps": fps}
@@ -263,15 +337,68 @@ class TrainingRun:
         self.logger.progress(self.step, **postfix)
 
     def checkpoint_path_str(self) -> str:
-        from rlaux.checkpoint import list_checkpoints
-
         found = list_checkpoints(self.checkpoint_dir)
         return str(found[-1]) if found else "none yet"
 
+    # ----------------------------------------------------------------- NaN/Inf
+    def check_finite(self, metrics: Mapping[str, Any] | None = None) -> None:
+        """Raise :class:`NonFiniteLossError` naming the step, the NaN/Inf metrics (or
+        parameters) and the last good checkpoint. Runs at every log row and before every
+        checkpoint, so no checkpoint ever holds NaN/Inf parameters."""
+        bad = non_finite_names(metrics or {})
+        params = non_finite_parameters(self.agent)
+        if not bad and not params:
+            return
+        what = f"loss/metric {', '.join(bad)}" if bad else ""
+        if params:
+            shown = ", ".join(params[:3]) + (f" (+{len(params) - 3} more)" if len(params) > 3 else "")
+            what += ("; " if what else "") + f"parameters {shown}"
+        raise NonFiniteLossError(
+            f"NaN/Inf in {what} at step {self.step} (update {self.updates}; checked every log_every={self.cfg.log_every} "
+            f"steps); last good checkpoint: {self.checkpoint_path_str()}. Lower the learning rate (agent.lr), clip "
+            "gradients (agent.max_grad_norm) or check the env's observations and rewards; on_nan=skip drops such "
+            "updates instead of stopping.")
+
+    def apply_update(self, update: Callable[..., dict[str, torch.Tensor]], *args: Any) -> dict[str, torch.Tensor]:
+        """Run ``update(*args)`` (one agent update) under the ``on_nan`` policy.
+
+        ``stop``: run it as is (NaN/Inf is caught at the next log row or checkpoint).
+        ``skip``: snapshot the agent's parameters and optimiser states, run the update, and if
+        any returned metric or any parameter is NaN/Inf, put the snapshot back (the update is
+        not applied), count it in ``nan_skipped`` (logged in train.csv) and say so; returns
+        the last good metrics then.
+        """
+        if self.cfg.on_nan != "skip":
+            return update(*args)
+        params = {k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+                  for k, v in self.agent.state_dict().items()}
+        optims = {k: copy.deepcopy(opt.state_dict()) for k, opt in self.agent.optimizers().items()}
+        metrics = update(*args)
+        bad = non_finite_names(metrics)
+        bad_params = non_finite_parameters(self.agent)
+        if not bad and not bad_params:
+            self._good_metrics = dict(metrics)
+            return metrics
+        self.agent.load_state_dict(params)
+        for k, opt in self.agent.optimizers().items():
+            opt.load_state_dict(optims[k])
+        self.nan_skipped += 1
+        n = self.nan_skipped
+        if n <= 5 or n & (n - 1) == 0:  # the first few, then at powers of two
+            what = ", ".join(bad) if bad else f"parameters {', '.join(bad_params[:3])}"
+            text = (f"rlaux: warning: NaN/Inf in {what} at step {self.step} (update {self.updates}); update skipped "
+                    f"(on_nan=skip; {n} skipped so far)")
+            if self.logger is not None:
+                self.logger.message(text)
+            else:
+                warnings.warn(text, RuntimeWarning, stacklevel=2)
+        return self._good_metrics
+
+    # ----------------------------------------------------------------- evaluation
     def _eval_env(self) -> gym.vector.VectorEnv:
         if self.eval_env is None:
             n = min(int(self.cfg.eval_episodes), 10)
-            self.eval_env = envs.make_vector_env(self.env_cfg, n, seed=int(self.cfg.seed) + 100_000, mode="eval")
+            self.eval_env = self._make_vector_env(n, int(self.cfg.seed) + 100_000, "eval")
         return self.eval_env
 
     def run_eval(self) -> dict[str, float]:
@@ -299,26 +426,37 @@ class TrainingRun:
 
     # ----------------------------------------------------------------- checkpoints
     def _env_snapshot(self) -> bytes | None:
-        """The train env pickled (sync vector envs of picklable envs), for an exact resume."""
-        if not isinstance(self.env, gym.vector.SyncVectorEnv):
+        """The train env pickled, for an exact resume: sync vector envs of picklable envs
+        (Gymnasium ids, DMC with its physics state, Atari with its emulator state); None for
+        async envs (their state lives in subprocesses): those resume from a fresh reset."""
+        if not isinstance(self.env.unwrapped, gym.vector.SyncVectorEnv):
             return None
-        try:
-            return pickle.dumps(self.env)
-        except Exception:
+        try:  # cloudpickle: also the local functions of wrappers like gymnasium's RescaleAction
+            return cloudpickle.dumps(self.env)
+        except Exception as exc:
+            if not getattr(self, "_warned_env_pickle", False):
+                self._warned_env_pickle = True
+                warnings.warn(f"env {self.env_cfg.name!r} cannot be saved in checkpoints ({type(exc).__name__}: {exc}); "
+                              "a resumed run starts new episodes", RuntimeWarning, stacklevel=2)
             return None
 
     def save(self) -> Path:
-        """Write a checkpoint of the whole run state."""
+        """Write a checkpoint of the whole run state (refusing NaN/Inf parameters)."""
         cfg = self.cfg
+        self.check_finite(self._last_metrics if cfg.on_nan != "skip" else None)
         payload: dict[str, Any] = {
             "config_hash": config_hash(cfg),
+            "config": OmegaConf.to_container(cfg, resolve=True),
             "counters": {"step": self.step, "episodes": self.episodes, "updates": self.updates,
-                         "next_log": self._next_log, "next_eval": self._next_eval, "next_ckpt": self._next_ckpt},
+                         "next_log": self._next_log, "next_eval": self._next_eval, "next_ckpt": self._next_ckpt,
+                         "nan_skipped": self.nan_skipped, "last_eval": dict(self.last_eval),
+                         "last_eval_step": self.last_eval_step},
             "random_return": self.random_return,
             "agent": self.agent.state_dict(),
             "optimizers": {k: opt.state_dict() for k, opt in self.agent.optimizers().items()},
             "rng": rng_state(),
             "loop": dict(self.loop_state),
+            "metrics": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in self._last_metrics.items()},
             "env": self._env_snapshot(),
             "pending_episodes": (list(self._episode_returns), list(self._episode_lengths)),
         }
@@ -338,21 +476,47 @@ class TrainingRun:
             self.agent.load_state_dict(ckpt["agent"])
             for name, opt in self.agent.optimizers().items():
                 opt.load_state_dict(ckpt["optimizers"][name])
-        except (RuntimeError, KeyError) as exc:
+        except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {ckpt['path']} does not fit this agent: {exc}") from None
-        c = ckpt["counters"]
-        self.step, self.episodes, self.updates = c["step"], c["episodes"], c["updates"]
-        self._next_log, self._next_eval, self._next_ckpt = c["next_log"], c["next_eval"], c["next_ckpt"]
-        self._step_last = self.step
-        self.random_return = ckpt.get("random_return")
+        self._restore_counters(ckpt)
+        self.restored_metrics = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                                 for k, v in ckpt.get("metrics", {}).items()}
+        self._good_metrics = dict(self.restored_metrics)
         self._episode_returns, self._episode_lengths = (list(x) for x in ckpt.get("pending_episodes", ([], [])))
         if self.replay is not None and "replay" in ckpt:
             self.replay.load_state_dict(ckpt["replay"])
         if ckpt.get("env") is not None:
+            env = pickle.loads(ckpt["env"])
+            if not isinstance(env, EnvErrorGuard):  # written before envs were guarded
+                env = EnvErrorGuard(env, self.env_cfg.name, role="train")
             self.env.close()
-            self.env = pickle.loads(ckpt["env"])
+            self.env = env
         set_rng_state(ckpt["rng"])
         return dict(ckpt.get("loop", {}))
+
+    def _restore_counters(self, ckpt: Mapping[str, Any]) -> None:
+        c = ckpt["counters"]
+        self.step, self.episodes, self.updates = c["step"], c["episodes"], c["updates"]
+        self._next_log, self._next_eval, self._next_ckpt = c["next_log"], c["next_eval"], c["next_ckpt"]
+        self.nan_skipped = int(c.get("nan_skipped", 0))
+        self.last_eval, self.last_eval_step = dict(c.get("last_eval", {})), int(c.get("last_eval_step", -1))
+        self._step_last = self.step
+        self.random_return = ckpt.get("random_return")
+
+    def record_failure(self, exc: BaseException) -> None:
+        """Add where the run stopped to a :data:`RUN_FAILURES` error's message, and write
+        ``summary.json`` with ``"failed": true`` so the folder says what happened."""
+        text = str(exc.args[0]) if exc.args else str(exc)
+        found = list_checkpoints(self.checkpoint_dir)
+        if isinstance(exc, EnvError):
+            text += f"; at agent step {self.step}; last checkpoint: {found[-1] if found else 'none yet'}"
+            if found:
+                text += f". Once the env is fixed, continue with: python -m rlaux.train resume={self.run_dir}"
+        exc.args = (text, *exc.args[1:])
+        # No "interrupted" key: tools that look for a finished run ("interrupted": false) skip it.
+        summary = {"failed": True, "error": text, "step": self.step,
+                   "checkpoint": str(found[-1]) if found else None, "run_dir": str(self.run_dir)}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
     def close(self) -> None:
         for env in (self.env, self.eval_env):

@@ -1,0 +1,144 @@
+"""SB3 buffers that serve masked windows (:class:`rlaux.types.WindowBatch`) to the aux objectives.
+
+* Off-policy: :func:`replay_window_source` reads any SB3 ``ReplayBuffer`` (also
+  ``NStepReplayBuffer``, same storage) without copying; :class:`WindowReplayBuffer` is an SB3
+  ``ReplayBuffer`` with a ``sample_windows`` method (the bridge's default ``replay_buffer_class``).
+* On-policy: SB3's ``RolloutBuffer`` has no next observations (episode ends keep only the
+  reset observation) and adds ``gamma * V(final obs)`` to the reward of truncated steps.
+  :class:`AuxRolloutBuffer` also records, per step, the next observation (the final one at an
+  episode end), the env's reward before that bootstrap, the done and truncation flags; the
+  :class:`RolloutRecorder` callback feeds it from the rollout loop's locals. Its windows are
+  cut at the rollout's end; SB3 flattens the rollout on the first ``get()``, so the buffer
+  keeps the time-major arrays for windows drawn during training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer, RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rlaux.sb3.windows import WindowSource
+from rlaux.types import WindowBatch
+
+
+def check_window_replay(buffer: Any) -> None:
+    """Raise ``ValueError`` unless ``buffer`` can serve windows (SB3 ``ReplayBuffer`` layout with a
+    ``next_observations`` array)."""
+    if isinstance(buffer, DictReplayBuffer) or not isinstance(buffer, ReplayBuffer):
+        raise ValueError(f"aux objectives need an SB3 ReplayBuffer with Box observations; got "
+                         f"{type(buffer).__name__} (Dict observations and HER are not supported)")
+    if getattr(buffer, "optimize_memory_usage", False):
+        raise ValueError("aux objectives need the replay's next observations at episode ends; "
+                         "optimize_memory_usage=True overwrites them. Use optimize_memory_usage=False.")
+
+
+def replay_window_source(buffer: ReplayBuffer, env: Any = None) -> WindowSource:
+    """A :class:`WindowSource` over an SB3 replay buffer's arrays (``env``: SB3's VecNormalize, or None)."""
+    check_window_replay(buffer)
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    oldest = buffer.pos if buffer.full else 0
+    return WindowSource(
+        observations=buffer.observations,
+        next_observations=buffer.next_observations,
+        actions=buffer.actions,
+        rewards=buffer.rewards,
+        dones=buffer.dones,
+        timeouts=buffer.timeouts if buffer.handle_timeout_termination else None,
+        oldest=oldest,
+        size=size,
+        normalize_obs=(lambda x: buffer._normalize_obs(x, env)) if env is not None else None,
+        normalize_reward=(lambda r: buffer._normalize_reward(r, env)) if env is not None else None,
+    )
+
+
+class WindowReplayBuffer(ReplayBuffer):
+    """SB3's ``ReplayBuffer`` (same arguments, same ``sample``) that also samples masked H-step windows."""
+
+    def sample_windows(self, batch_size: int, horizon: int, gamma: float = 0.99, nstep: int = 1,
+                       env: Any = None) -> WindowBatch:
+        """``batch_size`` windows of ``max(horizon, nstep)`` transitions on ``self.device``
+        (semantics: :mod:`rlaux.sb3.windows`)."""
+        return replay_window_source(self, env).sample(batch_size, horizon, self.action_space, self.device, gamma, nstep)
+
+
+class AuxRolloutBuffer(RolloutBuffer):
+    """SB3's ``RolloutBuffer`` plus what windows need: next observations, raw rewards, dones and
+    truncation flags per step (filled by :class:`RolloutRecorder`, one ``record`` per ``add``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.observation_space, spaces.Box):
+            raise ValueError(f"AuxRolloutBuffer needs Box observations, got {self.observation_space}")
+        shape = (self.buffer_size, self.n_envs)
+        self.next_observations = np.zeros((*shape, *self.obs_shape), dtype=self.observation_space.dtype)
+        self.env_rewards = np.zeros(shape, dtype=np.float32)
+        self.step_dones = np.zeros(shape, dtype=np.float32)
+        self.step_timeouts = np.zeros(shape, dtype=np.float32)
+        self.recorded = 0
+        self._time_major: dict[str, np.ndarray] | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.recorded = 0
+        self._time_major = None
+
+    def record(self, new_obs: np.ndarray, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """Store what follows the step about to be ``add``-ed (at ``self.pos``): the next
+        observation (``infos[i]["terminal_observation"]`` where env i's episode ended), the env's
+        reward, done and ``TimeLimit.truncated``."""
+        p = self.pos
+        if p >= self.buffer_size:
+            raise RuntimeError("AuxRolloutBuffer.record called on a full buffer")
+        next_obs = np.array(new_obs).reshape((self.n_envs, *self.obs_shape))
+        for i, done in enumerate(dones):
+            if done and infos[i].get("terminal_observation") is not None:
+                next_obs[i] = np.asarray(infos[i]["terminal_observation"]).reshape(self.obs_shape)
+        self.next_observations[p] = next_obs
+        self.env_rewards[p] = np.asarray(rewards, dtype=np.float32).reshape(self.n_envs)
+        self.step_dones[p] = np.asarray(dones, dtype=np.float32).reshape(self.n_envs)
+        self.step_timeouts[p] = [float(bool(info.get("TimeLimit.truncated", False))) for info in infos]
+        self.recorded = p + 1
+
+    def get(self, batch_size: int | None = None):  # type: ignore[override]
+        if not self.generator_ready:  # SB3 is about to flatten the arrays in place: keep the time-major ones
+            self._time_major = {"observations": self.observations, "actions": self.actions}
+        yield from super().get(batch_size)
+
+    def window_source(self) -> WindowSource:
+        """A :class:`WindowSource` over this rollout (time-major, oldest row 0)."""
+        size = self.pos if not self.full else self.buffer_size
+        if self.recorded < size:
+            raise RuntimeError(f"AuxRolloutBuffer has {size} steps but only {self.recorded} recorded next "
+                               "observations; the RolloutRecorder callback must run in collect_rollouts "
+                               "(the Aux algorithms install it in learn())")
+        arrays = self._time_major or {"observations": self.observations, "actions": self.actions}
+        return WindowSource(
+            observations=arrays["observations"],
+            next_observations=self.next_observations,
+            actions=arrays["actions"],
+            rewards=self.env_rewards,
+            dones=self.step_dones,
+            timeouts=self.step_timeouts,
+            oldest=0,
+            size=size,
+        )
+
+    def sample_windows(self, batch_size: int, horizon: int, gamma: float = 0.99, nstep: int = 1) -> WindowBatch:
+        """``batch_size`` windows of this rollout on ``self.device`` (cut at the rollout's end)."""
+        return self.window_source().sample(batch_size, horizon, self.action_space, self.device, gamma, nstep)
+
+
+class RolloutRecorder(BaseCallback):
+    """Feeds :meth:`AuxRolloutBuffer.record` from ``collect_rollouts``' locals at every step (it runs
+    before SB3 bootstraps truncated rewards and before ``rollout_buffer.add``)."""
+
+    def _on_step(self) -> bool:
+        buffer = getattr(self.model, "rollout_buffer", None)
+        if isinstance(buffer, AuxRolloutBuffer):
+            loc = self.locals
+            buffer.record(loc["new_obs"], loc["rewards"], loc["dones"], loc["infos"])
+        return True
