@@ -67,6 +67,14 @@ class MLPEncoder(nn.Module):
         return self.net(obs.float().flatten(1))
 
 
+def _scaled(obs: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
+    """``obs.float() / scale - shift``, in place on the float copy of integer images (one
+    image-sized allocation instead of three); float inputs are never modified."""
+    x = obs.float()
+    x = x.div_(scale) if x is not obs else x / scale
+    return x.sub_(shift) if shift else x
+
+
 class DrQEncoder(nn.Module):
     """DrQ-v2 conv encoder: 4 conv layers of 32 channels (first stride 2), flattened.
 
@@ -87,9 +95,17 @@ class DrQEncoder(nn.Module):
         with torch.no_grad():
             self.out_dim = int(self.convnet(torch.zeros(1, *obs_shape)).numel())
 
+    #: Images per forward pass when no gradient is recorded, on CPU. Larger no-grad batches
+    #: (target encoders over H future frames, contrastive keys) are encoded in chunks: an
+    #: activation of 320 images is ~70 MB, above glibc's 32 MB mmap threshold, so every
+    #: such tensor is mmapped and page-faulted afresh (measured: ~40% of a TCRL pixel update
+    #: spent in the kernel). Results are identical; per-image convolutions do not interact.
+    no_grad_chunk = 64
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.float() / 255.0 - 0.5
-        return self.convnet(x).flatten(1)
+        if obs.shape[0] > self.no_grad_chunk and obs.device.type == "cpu" and not torch.is_grad_enabled():
+            return torch.cat([self.forward(chunk) for chunk in obs.split(self.no_grad_chunk)])
+        return self.convnet(_scaled(obs, 255.0, 0.5)).flatten(1)
 
 
 class NatureCNN(nn.Module):
@@ -111,7 +127,7 @@ class NatureCNN(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.convnet(obs.float() / 255.0))
+        return self.fc(self.convnet(_scaled(obs, 255.0, 0.0)))
 
 
 class RandomShift(nn.Module):

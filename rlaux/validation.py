@@ -91,9 +91,9 @@ def check_override_keys(overrides: Sequence[str]) -> None:
     """Raise :class:`ConfigError` for a ``key=value`` override whose key does not exist.
 
     ``+key=`` (add), ``++key=`` (force add), ``~key`` (delete), ``hydra.*`` keys and group
-    paths (``hydra/launcher=ray``) are left to Hydra. Agent keys must exist in every agent the command line selects (a sweep
-    ``agent=sac,ppo agent.tau=0.01`` fails for ppo); ``aux.<name>.*`` keys need
-    ``aux=<name>`` on the command line.
+    paths (``hydra/launcher=ray``) are left to Hydra. Agent keys must exist in every agent the
+    command line selects (a sweep ``agent=sac,ppo agent.tau=0.01`` fails for ppo);
+    ``aux.<name>.*`` keys need ``aux=<name>`` on the command line.
     """
     from envs.config import EnvConfig
     from rlaux.objectives import OBJECTIVES
