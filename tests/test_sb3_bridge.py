@@ -463,7 +463,7 @@ def test_aux_dqn_learns_cartpole() -> None:
                    batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99, target_update_interval=10,
                    train_freq=256, gradient_steps=128, exploration_fraction=0.16, exploration_final_eps=0.04,
                    policy_kwargs={"net_arch": [256, 256]}, seed=0)
-    model.learn(15_000, callback=trace)
+    model.learn(30_000, callback=trace)
     assert _eval(model, "CartPole-v1") >= 150
     _assert_aux_loss_fell(trace)
 
