@@ -33,6 +33,23 @@ def set_threads(threads: int) -> None:
         pass
 
 
+def at_matmul_precision(fn: Callable[[], Any], precision: str) -> Callable[[], Any]:
+    """``fn`` run under ``torch.set_float32_matmul_precision(precision)`` (restored afterwards), so
+    contestants at different precisions can be interleaved in one process. ``medium`` is the
+    ``matmul_precision=medium`` option of ``rlaux.train`` (bf16-based fp32 matmuls on CPUs with
+    AVX512-BF16/AMX)."""
+
+    def run() -> Any:
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(precision)
+        try:
+            return fn()
+        finally:
+            torch.set_float32_matmul_precision(before)
+
+    return run
+
+
 def machine_line(threads: int) -> str:
     """One line naming the machine, torch version, thread count and current load."""
     cpu = platform.processor() or platform.machine()

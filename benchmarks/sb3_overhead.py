@@ -11,7 +11,9 @@ untimed steps, then both learn ``--steps`` more per round, alternating plain/aux
 (``reset_num_timesteps=False``, so it is one continuing run each). Printed: median wall
 seconds per round of plain SB3 and of rlaux-aux, the median of the per-round ratios, and the
 same for process CPU time (with one torch thread, CPU time is the cost on a core of its own
-and stays meaningful when other jobs load the machine).
+and stays meaningful when other jobs load the machine). A second table splits one aux step
+into window sampling (the bridge's numpy gather from SB3's buffer) and the objective's own
+forward/backward/step, measured after the timed rounds.
 """
 
 from __future__ import annotations
@@ -65,6 +67,28 @@ def timed_learn(model: Any, steps: int) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def aux_step_breakdown(model: Any, calls: int = 20) -> tuple[float, float]:
+    """CPU ms of one window sample and of one aux loss forward+backward (+ step in separate mode),
+    outside SB3's ``train()`` (the model keeps training afterwards unchanged in spirit)."""
+    rt = model._aux
+    sample_t, update_t = [], []
+    for _ in range(calls):
+        c0 = time.process_time()
+        batch = rt.sample()
+        c1 = time.process_time()
+        if rt.suite.optimizer is not None:
+            rt.suite.update(batch, rt.encoder)
+            rt.suite.optimizer.zero_grad(set_to_none=True)
+        else:
+            loss, _ = rt.suite.loss(batch, rt.encoder)
+            loss.backward()
+            rt.route.optimizer.zero_grad(set_to_none=True)
+        c2 = time.process_time()
+        sample_t.append(c1 - c0)
+        update_t.append(c2 - c1)
+    return 1e3 * statistics.median(sample_t), 1e3 * statistics.median(update_t)
+
+
 def parse_options(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -95,6 +119,7 @@ def main() -> None:
           f"load average at start {load:.2f}; aux={aux} mode={args.mode}; seed {args.seed}")
     print(f"{'algo':5} {'env':12} {'steps/round':>11} {'plain SB3 s':>11} {'rlaux-aux s':>11} {'ratio':>6} "
           f"{'plain cpu s':>11} {'aux cpu s':>10} {'cpu ratio':>9}  aux steps/train")
+    rows: list[tuple[str, tuple[float, float]]] = []
     for algo in args.algo:
         case = CASES[algo]
         plain, auxm = build(algo, None, args.mode, args.seed), build(algo, aux, args.mode, args.seed)
@@ -109,11 +134,17 @@ def main() -> None:
                 wall[name].append(w)
                 cpu[name].append(c)
         med = statistics.median
+        breakdown = aux_step_breakdown(auxm)
         ratio = med([a / p for a, p in zip(wall["aux"], wall["plain"])])
         cpu_ratio = med([a / p for a, p in zip(cpu["aux"], cpu["plain"])])
         print(f"{algo:5} {case['env']:12} {case['steps']:>11} {med(wall['plain']):>11.2f} {med(wall['aux']):>11.2f} "
               f"{ratio:>6.2f} {med(cpu['plain']):>11.2f} {med(cpu['aux']):>10.2f} {cpu_ratio:>9.2f}  "
               f"{auxm.aux_metrics.get('aux/steps', 0):.0f}")
+        rows.append((algo, breakdown))
+    print("one aux step (CPU ms, median of 20): window sampling from the SB3 buffer | aux loss forward+backward "
+          "(+ optimiser step in separate mode)")
+    for algo, (sample_ms, update_ms) in rows:
+        print(f"{algo:5} {sample_ms:8.2f} | {update_ms:8.2f}")
 
 
 if __name__ == "__main__":

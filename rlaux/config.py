@@ -30,6 +30,7 @@ CONFIG_DIR = str(Path(_configs_pkg.__file__).resolve().parent)
 RESUMABLE_OVERRIDES = (
     "steps", "device", "logger", "progress", "eval_every", "eval_episodes", "log_every",
     "checkpoint_every", "keep_checkpoints", "save_replay", "max_replay_save_gb", "threads", "on_nan",
+    "matmul_precision",
 )
 
 

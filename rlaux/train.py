@@ -185,9 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         register_configs([a for a in args if not a.startswith("-")])
-        # misspelled keys, with suggestions (rlaux/validation.py); Hydra group choices such as
-        # hydra/launcher=ray (README "Sweeps") are left to Hydra
-        check_override_keys([a for a in args if not a.startswith("hydra/")])
+        check_override_keys(args)  # misspelled keys, with suggestions (rlaux/validation.py)
         for item in args:
             if item.startswith("resume="):
                 folder = Path(item.split("=", 1)[1])

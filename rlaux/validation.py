@@ -28,6 +28,7 @@ from rlaux.config import CONFIG_DIR, ConfigError, _override_values
 #: Top-level keys of ``configs/train.yaml`` that select config groups.
 GROUPS = ("agent", "env", "aux")
 ON_NAN_CHOICES = ("stop", "skip")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 
 # (key, minimum) for integer run settings.
 _RUN_INTS = (("seed", 0), ("steps", 1), ("eval_every", 0), ("eval_episodes", 1), ("log_every", 1),
@@ -204,6 +205,9 @@ def validate_config(cfg: DictConfig) -> list[str]:
     _require(cfg.threads is None or (_is_int(cfg.threads) and cfg.threads >= 1), "threads", cfg.threads,
              "null (torch's default) or an integer >= 1")
     _require(isinstance(cfg.device, str), "device", cfg.device, "auto, cpu, cuda or cuda:N")
+    _require(cfg.matmul_precision in MATMUL_PRECISIONS, "matmul_precision", cfg.matmul_precision,
+             f"one of {', '.join(MATMUL_PRECISIONS)}",
+             "highest keeps IEEE fp32 matmuls; medium trades a little precision for speed (see README)")
 
     agent = cfg.agent
     _check_agent_types(agent)

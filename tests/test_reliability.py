@@ -28,6 +28,7 @@ import json
 import os
 import pickle
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -340,6 +341,7 @@ BAD_INPUT = {  # checked in-process: (overrides, expected text); each raises Con
     "aux option without aux": (["aux.tcrl.horizon=3"], ["not selected", "add aux=tcrl"]),
     "negative learning rate": (["agent=sac", "agent.lr=-0.001"], ["agent.lr=-0.001", "> 0"]),
     "learning rate not a number": (["agent.lr=fast"], ["agent.lr='fast'", "number"]),
+    "unknown matmul precision": (["matmul_precision=fast"], ["matmul_precision='fast'", "highest, high, medium"]),
     "minibatches larger than rollout": (["agent.num_minibatches=10000"], ["agent.num_minibatches=10000", "rollout"]),
     "steps not an integer": (["steps=ten"], ["steps='ten'", "integer"]),
     "negative seed": (["seed=-1"], ["seed=-1", ">= 0"]),
@@ -376,6 +378,18 @@ def test_incompatible_combination_is_refused_before_a_run_folder(overrides: list
     for text in expected:
         assert text in str(info.value)
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_matmul_precision_is_applied_by_the_run(tmp_path: Path) -> None:
+    before = torch.get_float32_matmul_precision()
+    try:
+        run = TrainingRun(compose(["matmul_precision=medium", "logger=none", "progress=false"]), tmp_path / "run")
+        assert torch.get_float32_matmul_precision() == "medium"
+        run.close()
+        TrainingRun(compose(["logger=none", "progress=false"]), tmp_path / "run2").close()
+        assert torch.get_float32_matmul_precision() == "highest"  # the default puts IEEE fp32 back
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def test_env_raising_mid_episode_gets_one_clear_error(tmp_path: Path) -> None:
@@ -562,5 +576,6 @@ def test_wandb_run_id_is_kept_across_a_resume(tmp_path: Path, monkeypatch: pytes
     second.log("train", 20, 20, {"loss": 0.5})
     assert second._wandb_run is not None and second._wandb_run.id == run_id
     second.close()
+    # offline-run-<time>-<id>, and wandb appends -1 when both began in the same second
     offline = [p.name for p in (tmp_path / "wandb").glob("offline-run-*")]
-    assert offline and all(name.endswith(run_id) for name in offline), offline  # (one folder if both began in the same second)
+    assert offline and all(re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{run_id}(-\d+)?", n) for n in offline), offline

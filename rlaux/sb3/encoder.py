@@ -91,10 +91,6 @@ class FeaturesEncoder(nn.Module):
         return self.extractor.register_forward_hook(hook)
 
 
-def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
-    return [p for p in module.parameters() if p.requires_grad]
-
-
 def _default_of(cls: type, name: str) -> Any:
     param = inspect.signature(cls.__init__).parameters.get(name)
     return None if param is None else param.default

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 OPTIMIZERS = ("separate", "joint")
 ENCODERS = ("critic", "actor")
 
@@ -62,10 +64,10 @@ class AuxOptions:
             fail("weight_decay", ">= 0")
         if not float(self.grad_clip) >= 0:
             fail("grad_clip", ">= 0 (0 disables clipping)")
-        if self.batch_size is not None and not (int(self.batch_size) == self.batch_size and self.batch_size >= 1):
+        if self.batch_size is not None and not _positive_int(self.batch_size):
             fail("batch_size", "None or an integer >= 1")
         if self.gradient_steps is not None:
-            if not (int(self.gradient_steps) == self.gradient_steps and self.gradient_steps >= 1):
+            if not _positive_int(self.gradient_steps):
                 fail("gradient_steps", "None or an integer >= 1")
             if self.optimizer == "joint":
                 fail("gradient_steps", "None with optimizer='joint' (joint mode takes one aux step per RL step)")
@@ -88,6 +90,10 @@ class AuxOptions:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (saved with the model)."""
         return asdict(self)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
 def normalize_aux_spec(aux: str | Sequence[str] | Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:

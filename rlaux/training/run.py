@@ -161,6 +161,7 @@ class TrainingRun:
         self.device = resolve_device(str(cfg.device))
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
+        torch.set_float32_matmul_precision(str(cfg.matmul_precision))
         seed_everything(int(cfg.seed))
 
         try:
