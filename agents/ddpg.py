@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from agents.base import register_agent
-from agents.networks import Critic, DeterministicActor, QEnsemble, clipped_noise_action, ema_, frozen_copy, obs_trunk
-from agents.offpolicy import ConfigChecker, OffPolicyAgent, linear_schedule, make_adam, unique_params
+from agents.networks import Critic, DeterministicActor, QEnsemble, clipped_noise_action, ema_, obs_trunk
+from agents.offpolicy import ActorCriticAgent, ConfigChecker, linear_schedule
 from rlaux.encoders import ACTIVATIONS
 from rlaux.types import WindowBatch
 
@@ -50,7 +50,7 @@ def check_ddpg_config(cfg: Any) -> None:
 
 
 @register_agent
-class DDPGAgent(OffPolicyAgent):
+class DDPGAgent(ActorCriticAgent):
     """DrQ-v2/TCRL deterministic actor-critic with n-step twin critics and scheduled noise.
 
     Args:
@@ -76,28 +76,15 @@ class DDPGAgent(OffPolicyAgent):
         critic_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
         self.critic = Critic(critic_trunk, QEnsemble(feat, act_dim, hidden, int(cfg.num_critics), activation,
                                                      first_layernorm_tanh=True, init="orthogonal"))
-        self.critic_target = frozen_copy(self.critic)
         self.tau = float(cfg.tau)
         self.std_clip = float(cfg.std_clip)
-        self.to(device)
-
-        self.critic_params = unique_params(self.critic.parameters(), self.encoder_params_for_rl())
-        self.critic_opt = make_adam(self.critic_params, float(cfg.lr))
-        self.actor_params = list(self.actor.parameters())
-        self.actor_opt = make_adam(self.actor_params, float(cfg.lr))
+        self.finish_actor_critic(device, float(cfg.lr))
         # plain attributes: DictConfig reads are slow, and these are read at every act/update
         self._std_schedule = (float(cfg.std_init), float(cfg.std_final), int(cfg.std_steps))
-        self._ema_pairs = (list(self.critic_target.parameters()), list(self.critic.parameters()))
 
     def stddev(self, step: int) -> float:
         """Exploration std at agent step ``step``: linear(std_init, std_final, std_steps)."""
         return linear_schedule(*self._std_schedule, step)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts: dict[str, torch.optim.Optimizer] = {"critic": self.critic_opt, "actor": self.actor_opt}
-        if self.aux.optimizer is not None:
-            opts["aux"] = self.aux.optimizer
-        return opts
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int, eval_mode: bool = False) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from agents.base import Agent
+from agents.networks import frozen_copy
 from rlaux.encoders import ACTIVATIONS, RandomShift, is_image_space, make_encoder
 from rlaux.objectives import build_aux_suite
 from rlaux.optim import adam_step, make_adam, zero_grad
@@ -177,3 +178,31 @@ class OffPolicyAgent(Agent):
             norm = nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
         adam_step(optimizer)
         return norm
+
+
+class ActorCriticAgent(OffPolicyAgent):
+    """Base of ``sac`` and ``ddpg``: an ``actor``, a ``critic`` ensemble with an EMA
+    ``critic_target``, and their two Adam optimisers (the aux suite's third in separate mode).
+
+    Subclasses build ``self.actor`` and ``self.critic``, then call :meth:`finish_actor_critic`.
+    """
+
+    def finish_actor_critic(self, device: torch.device, lr: float,
+                            extra_actor_groups: list[dict[str, Any]] | None = None) -> None:
+        """Make the target critic, move everything to ``device`` and build the optimisers:
+        the critic's Adam steps the critic and whatever encoder/aux parameters the gradient
+        routing gives the RL loss (:meth:`encoder_params_for_rl`); the actor's Adam steps the
+        actor (plus ``extra_actor_groups``, e.g. SAC's temperature)."""
+        self.critic_target = frozen_copy(self.critic)
+        self.to(device)
+        self.critic_params = unique_params(self.critic.parameters(), self.encoder_params_for_rl())
+        self.critic_opt = make_adam(self.critic_params, lr)
+        self.actor_params = list(self.actor.parameters())
+        self.actor_opt = make_adam([{"params": self.actor_params}, *(extra_actor_groups or [])], lr)
+        self._ema_pairs = (list(self.critic_target.parameters()), list(self.critic.parameters()))
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts: dict[str, torch.optim.Optimizer] = {"critic": self.critic_opt, "actor": self.actor_opt}
+        if self.aux.optimizer is not None:
+            opts["aux"] = self.aux.optimizer
+        return opts

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from agents.base import register_agent
-from agents.networks import Critic, QEnsemble, SquashedGaussianActor, ema_, frozen_copy, obs_trunk
-from agents.offpolicy import ConfigChecker, OffPolicyAgent, make_adam, unique_params
+from agents.networks import Critic, QEnsemble, SquashedGaussianActor, ema_, obs_trunk
+from agents.offpolicy import ActorCriticAgent, ConfigChecker
 from rlaux.encoders import ACTIVATIONS
 from rlaux.types import WindowBatch
 
@@ -50,7 +50,7 @@ def check_sac_config(cfg: Any) -> None:
 
 
 @register_agent
-class SACAgent(OffPolicyAgent):
+class SACAgent(ActorCriticAgent):
     """SAC with a learned temperature, a shared encoder and auxiliary objectives.
 
     Args:
@@ -76,7 +76,6 @@ class SACAgent(OffPolicyAgent):
                                            float(cfg.log_std_min), float(cfg.log_std_max))
         critic_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
         self.critic = Critic(critic_trunk, QEnsemble(feat, act_dim, hidden, int(cfg.num_critics), activation, init="default"))
-        self.critic_target = frozen_copy(self.critic)
         log_alpha = torch.tensor(math.log(float(cfg.alpha_init)))
         if cfg.autotune_alpha:
             self.log_alpha = nn.Parameter(log_alpha)
@@ -84,23 +83,9 @@ class SACAgent(OffPolicyAgent):
             self.register_buffer("log_alpha", log_alpha)
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
         self.tau = float(cfg.tau)
-        self.to(device)
-
-        self.critic_params = unique_params(self.critic.parameters(), self.encoder_params_for_rl())
-        self.critic_opt = make_adam(self.critic_params, float(cfg.lr))
-        groups: list[dict[str, Any]] = [{"params": list(self.actor.parameters())}]
-        if cfg.autotune_alpha:
-            groups.append({"params": [self.log_alpha], "lr": float(cfg.alpha_lr)})
-        self.actor_opt = make_adam(groups, float(cfg.lr))
-        self.actor_params = list(self.actor.parameters())
-        self.autotune_alpha = bool(cfg.autotune_alpha)  # plain attributes: DictConfig reads are slow per update
-        self._ema_pairs = (list(self.critic_target.parameters()), list(self.critic.parameters()))
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts: dict[str, torch.optim.Optimizer] = {"critic": self.critic_opt, "actor": self.actor_opt}
-        if self.aux.optimizer is not None:
-            opts["aux"] = self.aux.optimizer
-        return opts
+        alpha_group = [{"params": [self.log_alpha], "lr": float(cfg.alpha_lr)}] if cfg.autotune_alpha else []
+        self.finish_actor_critic(device, float(cfg.lr), alpha_group)
+        self.autotune_alpha = bool(cfg.autotune_alpha)  # plain attribute: DictConfig reads are slow per update
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int, eval_mode: bool = False) -> torch.Tensor:

@@ -158,6 +158,12 @@ def _hydra_task(cfg: DictConfig) -> None:
         if multirun:  # fail this member only; the launcher goes on with the others
             raise sweep.SweepMemberError(f"sweep member {run_dir}: {message}") from None
         sys.exit(2)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was being written
+        if multirun:
+            raise
+        print(f"rlaux: stopped at once (second Ctrl-C); checkpoints are written atomically, so the newest "
+              f"complete one is intact: python -m rlaux.train resume={run_dir}", file=sys.stderr)
+        sys.exit(130)
     except RUN_FAILURES as exc:  # a started run failed (NaN/Inf, env error): folder kept, summary.json says so
         if os.environ.get("RLAUX_TRACEBACK"):
             raise

@@ -227,6 +227,21 @@ def test_sigterm_to_cli_checkpoints_and_resumes(tmp_path: Path, reference: Calla
     assert_same_metrics(run_dir, reference("ppo"))
 
 
+def test_two_quick_ctrl_c_stop_without_a_traceback_and_leave_a_resumable_run(tmp_path: Path) -> None:
+    proc = popen(*COMMON, *CASES["ppo"], "hydra.run.dir=run", cwd=tmp_path)
+    run_dir = tmp_path / "run"
+    wait_for(lambda: len(rows(run_dir / "train.csv")) >= 3, proc)  # past the step-64 checkpoint
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # impatient user: the second one stops at once
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "Traceback" not in err, err
+    assert "second Ctrl-C" in err or "stopped by signal 2" in out, (out, err)
+    assert "resume=" in out + err
+    resumed = cli("resume=run", cwd=tmp_path)  # from the newest complete checkpoint (step 64 at least)
+    assert resumed.returncode == 0, resumed.stderr
+
+
 def test_sigkill_at_a_random_moment_resumes_from_last_checkpoint(tmp_path: Path, reference: Callable[[str], Path]) -> None:
     rng = random.Random(20261123)
     kill_after_rows = rng.randint(3, 7)  # of 12 train.csv rows (a checkpoint every 2 rows)

@@ -84,7 +84,11 @@ class AuxObjective(nn.Module):
 
     @classmethod
     def check_compatible(cls, agent_name: str, obs_space: gym.Space, action_space: gym.Space) -> None:
-        """Raise :class:`IncompatibleObjectiveError` naming why this combination cannot work."""
+        """Raise :class:`IncompatibleObjectiveError` naming why this combination cannot work.
+
+        The default accepts what the encoders and action embeddings support (:func:`check_spaces`);
+        objectives with narrower needs override it."""
+        check_spaces(cls.name, obs_space, action_space)
 
     def loss(self, batch: WindowBatch, encoder: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return the (unweighted) scalar loss and metrics (0-dim tensors, no ``.item()``)."""
@@ -121,3 +125,15 @@ def objective_class(name: str) -> type[AuxObjective]:
         raise KeyError(f"Unknown aux objective {name!r}; valid choices: none, {', '.join(sorted(OBJECTIVES))}")
     return OBJECTIVES[name]
 
+
+def check_spaces(objective: str, obs_space: gym.Space, action_space: gym.Space) -> None:
+    """Raise :class:`IncompatibleObjectiveError` unless observations are a ``Box`` and actions
+    a ``Box`` or ``Discrete`` space (what the encoders and action embeddings support)."""
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise IncompatibleObjectiveError(
+            f"aux={objective} needs Box observations (flat vectors or uint8 images), got {obs_space}"
+        )
+    if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise IncompatibleObjectiveError(
+            f"aux={objective} needs Box (continuous) or Discrete actions, got {action_space}"
+        )

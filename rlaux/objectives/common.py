@@ -12,23 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlaux.encoders import is_image_space
-from rlaux.objectives.base import IncompatibleObjectiveError
 
 #: Feature sizes above this count as "conv features" for the ``proj_dim: null`` (auto) rule.
 LARGE_FEATURES = 1024
-
-
-def check_spaces(objective: str, obs_space: gym.Space, action_space: gym.Space) -> None:
-    """Raise :class:`IncompatibleObjectiveError` unless observations are a ``Box`` and actions
-    a ``Box`` or ``Discrete`` space (what the encoders and action embeddings support)."""
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise IncompatibleObjectiveError(
-            f"aux={objective} needs Box observations (flat vectors or uint8 images), got {obs_space}"
-        )
-    if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
-        raise IncompatibleObjectiveError(
-            f"aux={objective} needs Box (continuous) or Discrete actions, got {action_space}"
-        )
 
 
 def is_discrete(action_space: gym.Space) -> bool:

@@ -51,7 +51,6 @@ from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_object
 from rlaux.objectives.common import (
     action_dim,
     action_features,
-    check_spaces,
     encode,
     is_discrete,
     make_projection,
@@ -156,10 +155,6 @@ class PredictiveObjective(AuxObjective):
     @property
     def horizon(self) -> int:
         return {"next": 1, "bootstrapped": 2, "kstep": int(self.cfg.horizon)}[self.cfg.mode]
-
-    @classmethod
-    def check_compatible(cls, agent_name: str, obs_space: gym.Space, action_space: gym.Space) -> None:
-        check_spaces(cls.name, obs_space, action_space)
 
     def bind_encoder(self, encoder: nn.Module) -> None:
         """Make the EMA target copy of ``encoder`` (and of the projection) for ``collapse=target``."""

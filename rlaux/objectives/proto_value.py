@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_objective
-from rlaux.objectives.common import check_spaces, encode, is_discrete, masked_mean
+from rlaux.objectives.common import encode, is_discrete, masked_mean
 from rlaux.objectives.indicators import HashIndicator, RNDIndicator
 from rlaux.objectives.targets import check_choice, ema_update, frozen_copy
 
@@ -123,10 +123,6 @@ class ProtoValueObjective(AuxObjective):
                                            cfg.hash_seed)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.target_encoder: nn.Module | None = None
-
-    @classmethod
-    def check_compatible(cls, agent_name: str, obs_space: gym.Space, action_space: gym.Space) -> None:
-        check_spaces(cls.name, obs_space, action_space)
 
     def bind_encoder(self, encoder: nn.Module) -> None:
         """Make the EMA target copy of ``encoder``."""

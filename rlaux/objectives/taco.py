@@ -50,7 +50,6 @@ from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_object
 from rlaux.objectives.common import (
     action_dim,
     action_features,
-    check_spaces,
     encode,
     image_obs,
     is_discrete,
@@ -176,10 +175,6 @@ class TACOObjective(AuxObjective):
     @property
     def horizon(self) -> int:
         return int(self.cfg.horizon)
-
-    @classmethod
-    def check_compatible(cls, agent_name: str, obs_space: gym.Space, action_space: gym.Space) -> None:
-        check_spaces(cls.name, obs_space, action_space)
 
     def bind_encoder(self, encoder: nn.Module) -> None:
         """Make the momentum key encoder (copy of ``encoder`` and ``proj_s``) for ``key_encoder=ema``."""

@@ -46,7 +46,6 @@ from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_object
 from rlaux.objectives.common import (
     action_dim,
     action_features,
-    check_spaces,
     encode,
     make_projection,
     mask_steps,
@@ -126,10 +125,6 @@ class TCRLObjective(AuxObjective):
     @property
     def horizon(self) -> int:
         return int(self.cfg.horizon)
-
-    @classmethod
-    def check_compatible(cls, agent_name: str, obs_space: gym.Space, action_space: gym.Space) -> None:
-        check_spaces(cls.name, obs_space, action_space)
 
     def bind_encoder(self, encoder: nn.Module) -> None:
         """Make the EMA target copy of ``encoder`` (and of the projection) for ``target=ema``."""
