@@ -3,7 +3,8 @@
 Networks: ``encoder`` (shared with the aux objectives) -> per-network trunk (identity for a
 state encoder's latent as TCRL; DrQ-v2's Linear + LayerNorm + Tanh for conv features) ->
 a deterministic tanh actor and E twin critics (one batched ensemble); in both, the first
-hidden layer is Linear + LayerNorm + Tanh and the others use ``activation`` (TCRL: ELU).
+hidden layer is Linear + LayerNorm + Tanh (``layernorm_tanh``; false gives plain TD3-style MLPs) and
+the others use ``activation`` (TCRL: ELU).
 
 Exploration: Gaussian noise with a standard deviation that falls linearly from ``std_init``
 to ``std_final`` over ``std_steps`` **agent steps** (DrQ-v2 counts frames; TCRL indexes the
@@ -47,6 +48,7 @@ def check_ddpg_config(cfg: Any) -> None:
     check("hidden", lambda v: len(v) >= 1 and all(int(w) >= 1 for w in v), "a non-empty list of integers >= 1")
     check("activation", lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
     check("trunk_dim", lambda v: int(v) >= 1, "an integer >= 1")
+    check("layernorm_tanh", lambda v: v in (True, False), "true or false")
 
 
 @register_agent
@@ -72,10 +74,11 @@ class DDPGAgent(ActorCriticAgent):
         activation = str(cfg.activation)
 
         actor_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
-        self.actor = DeterministicActor(actor_trunk, feat, act_dim, hidden, activation)
+        layernorm_tanh = bool(cfg.layernorm_tanh)
+        self.actor = DeterministicActor(actor_trunk, feat, act_dim, hidden, activation, layernorm_tanh)
         critic_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
         self.critic = Critic(critic_trunk, QEnsemble(feat, act_dim, hidden, int(cfg.num_critics), activation,
-                                                     first_layernorm_tanh=True, init="orthogonal"))
+                                                     first_layernorm_tanh=layernorm_tanh, init="orthogonal"))
         self.tau = float(cfg.tau)
         self.std_clip = float(cfg.std_clip)
         self.finish_actor_critic(device, float(cfg.lr))

@@ -202,14 +202,19 @@ def ln_tanh_mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: st
 
 
 class DeterministicActor(nn.Module):
-    """mu(z) = tanh(MLP(trunk(z))) in [-1, 1]^A (DrQ-v2/TCRL); the MLP's first layer is
-    Linear + LayerNorm + Tanh."""
+    """mu(z) = tanh(MLP(trunk(z))) in [-1, 1]^A. With ``layernorm_tanh`` (DrQ-v2/TCRL) the MLP's
+    first layer is Linear + LayerNorm + Tanh; without it every hidden layer is Linear +
+    ``activation`` (TD3/CleanRL). Orthogonal initialisation either way."""
 
     def __init__(self, trunk: nn.Module, feature_dim: int, action_dim: int, hidden: Sequence[int],
-                 activation: str = "elu") -> None:
+                 activation: str = "elu", layernorm_tanh: bool = True) -> None:
         super().__init__()
         self.trunk = trunk
-        self.net = ln_tanh_mlp(feature_dim, hidden, action_dim, activation)
+        if layernorm_tanh:
+            self.net = ln_tanh_mlp(feature_dim, hidden, action_dim, activation)
+        else:
+            self.net = mlp(feature_dim, hidden, action_dim, activation)
+            orthogonal_init(self.net)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = z if isinstance(self.trunk, nn.Identity) else self.trunk(z)

@@ -13,7 +13,9 @@ Networks: rlaux's agents always have an encoder; here it is SAC's default (one l
 17 -> 50, ``encoder.hidden=[]``), so rlaux does slightly *more* work than SB3 (its [256, 256]
 nets read 50 features instead of 17). rlaux DDPG uses the same encoder, [256, 256] actor and
 critics (TCRL/DrQ-v2 layout: the first hidden layer is Linear + LayerNorm + Tanh), 1-step
-returns. SB3 TD3 runs with ``policy_delay=1`` (an actor update every step, as rlaux DDPG).
+returns; "rlaux DDPG, plain MLPs" is the same agent with ``layernorm_tanh=false`` (ReLU in every
+layer: the networks of SB3's TD3). SB3 TD3 runs with ``policy_delay=1`` (an actor update every
+step, as rlaux DDPG).
 """
 
 from __future__ import annotations
@@ -65,10 +67,11 @@ def sb3_model(kind: str, seed: int = 0):
     return model
 
 
-def rlaux_step(agent_name: str):
+def rlaux_step(agent_name: str, *extra: str):
     """A closure doing one rlaux replay sample + update at the benchmark's sizes."""
     obs_space, act_space = box(OBS_DIM), box(ACT_DIM, -1.0, 1.0)
-    overrides = [f"batch_size={BATCH}", "hidden=[256,256]", "encoder.hidden=[]", "encoder.latent_dim=50", "nstep=1"]
+    overrides = [f"batch_size={BATCH}", "hidden=[256,256]", "encoder.hidden=[]", "encoder.latent_dim=50", "nstep=1",
+                 *extra]
     if agent_name == "ddpg":
         overrides += ["activation=relu"]
     agent = build_agent(agent_name, obs_space, act_space, None, overrides)
@@ -101,6 +104,7 @@ def main() -> None:
         "rlaux SAC": rlaux_step("sac"),
         "SB3 TD3 (policy_delay=1)": lambda: sb3_td3.train(gradient_steps=1, batch_size=BATCH),
         "rlaux DDPG": rlaux_step("ddpg"),
+        "rlaux DDPG, plain MLPs": rlaux_step("ddpg", "layernorm_tanh=false"),
     }
     times = interleaved(fns, args.rounds, args.calls, warmup=20)
     verdict = lambda r: "met" if r >= 1.5 else "NOT met"  # noqa: E731
@@ -114,6 +118,10 @@ def main() -> None:
         print(f"  ratio rlaux SAC  / SB3 SAC updates/s: {sac_ratio:.2f}x  (goal >= 1.5x: {verdict(sac_ratio)})")
         print(f"  ratio rlaux DDPG / SB3 SAC updates/s: {ddpg_ratio:.2f}x  (goal >= 1.5x: {verdict(ddpg_ratio)})")
         print(f"  ratio rlaux DDPG / SB3 TD3 updates/s: {td3_ratio:.2f}x  (context)")
+        plain = paired_ratio(table["SB3 SAC"], table["rlaux DDPG, plain MLPs"])
+        plain_td3 = paired_ratio(table["SB3 TD3 (policy_delay=1)"], table["rlaux DDPG, plain MLPs"])
+        print(f"  ratio rlaux DDPG (plain MLPs) / SB3 SAC updates/s: {plain:.2f}x  (goal >= 1.5x: {verdict(plain)})")
+        print(f"  ratio rlaux DDPG (plain MLPs) / SB3 TD3 updates/s: {plain_td3:.2f}x  (equal networks)")
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ Python::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -131,8 +132,16 @@ def _report_user_error(exc: BaseException) -> None:
     print(f"rlaux: error: {exc}", file=sys.stderr)
 
 
+# Libraries whose INFO lines Hydra's logging setup would print (dm_control's renderer choice when a
+# checkpointed DMC env is unpickled on resume); their warnings and errors still show.
+QUIET_LOGGERS = ("absl", "OpenGL.acceleratesupport")
+
+
 def _hydra_task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
+
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     from rlaux import sweep
     from rlaux.training.run import RUN_FAILURES

@@ -153,6 +153,22 @@ def test_ddpg_exploration_noise_follows_schedule() -> None:
     assert late.std() == pytest.approx(0.02, rel=0.1)
 
 
+@pytest.mark.parametrize("layernorm_tanh", [True, False])
+def test_ddpg_layernorm_tanh_switches_the_first_layer_of_actor_and_critics(layernorm_tanh: bool) -> None:
+    torch.manual_seed(0)
+    agent = make_agent("ddpg", f"layernorm_tanh={str(layernorm_tanh).lower()}", "activation=relu")
+    norms = [m for net in (agent.actor, agent.critic) for m in net.modules()
+             if isinstance(m, nn.LayerNorm) or type(m).__name__ == "EnsembleLayerNorm"]
+    tanhs = [m for m in agent.actor.net if isinstance(m, nn.Tanh)]
+    assert len(norms) == (2 if layernorm_tanh else 0)  # actor's first layer, the critic ensemble's first layer
+    assert len(tanhs) == (1 if layernorm_tanh else 0)
+    assert all(isinstance(m, nn.ReLU) for m in agent.actor.net if not isinstance(m, (nn.Linear, nn.LayerNorm, nn.Tanh)))
+    before = [p.detach().clone() for p in agent.actor.parameters()]
+    metrics = agent.update(make_batch(STATE, False), 0)
+    assert torch.isfinite(metrics["critic_loss"]) and torch.isfinite(metrics["actor_loss"])
+    assert any(not torch.equal(b, p) for b, p in zip(before, agent.actor.parameters()))
+
+
 # ---------------------------------------------------------------- updates
 @pytest.mark.parametrize("name", ["sac", "ddpg", "dqn"])
 @pytest.mark.parametrize("obs_space", [STATE, PIXELS], ids=["state", "pixels"])
