@@ -30,7 +30,7 @@ from torch import nn
 from agents.base import register_agent
 from agents.networks import ema_, frozen_copy
 from agents.offpolicy import ConfigChecker, OffPolicyAgent, linear_schedule, make_adam, unique_params
-from rlaux.encoders import ACTIVATIONS, MLPEncoder, NatureCNN, mlp, orthogonal_init
+from rlaux.encoders import ACTIVATIONS, FlatEncoder, MLPEncoder, NatureCNN, mlp, orthogonal_init
 from rlaux.types import WindowBatch
 
 
@@ -59,7 +59,7 @@ class QHead(nn.Module):
         feat = int(encoder.out_dim)
         if isinstance(encoder, MLPEncoder):
             self.trunk: nn.Module = ACTIVATIONS[activation]()
-        elif isinstance(encoder, NatureCNN):
+        elif isinstance(encoder, (NatureCNN, FlatEncoder)):  # already non-linear / the raw state
             self.trunk = nn.Identity()
         else:
             self.trunk = nn.Sequential(nn.Linear(feat, trunk_dim), nn.LayerNorm(trunk_dim), nn.Tanh())

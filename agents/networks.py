@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlaux.encoders import ACTIVATIONS, MLPEncoder, mlp, orthogonal_init
+from rlaux.encoders import ACTIVATIONS, FlatEncoder, MLPEncoder, mlp, orthogonal_init
 
 LOG2 = math.log(2.0)
 LOG_2PI = math.log(2.0 * math.pi)
@@ -178,11 +178,11 @@ def run_sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 def obs_trunk(encoder: nn.Module, trunk_dim: int) -> tuple[nn.Module, int]:
     """The projection between encoder features and an actor/critic, and its output width.
 
-    State encoders (:class:`MLPEncoder`) already give a small latent: identity. Conv encoders
-    give wide features: DrQ-v2's ``Linear(feat, trunk_dim) + LayerNorm + Tanh``.
+    State encoders (:class:`MLPEncoder`, :class:`FlatEncoder`) already give a small vector:
+    identity. Conv encoders give wide features: DrQ-v2's ``Linear(feat, trunk_dim) + LayerNorm + Tanh``.
     """
     feat = int(encoder.out_dim)
-    if isinstance(encoder, MLPEncoder):
+    if isinstance(encoder, (MLPEncoder, FlatEncoder)):
         return nn.Identity(), feat
     trunk = nn.Sequential(nn.Linear(feat, trunk_dim), nn.LayerNorm(trunk_dim), nn.Tanh())
     orthogonal_init(trunk)

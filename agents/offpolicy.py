@@ -24,12 +24,10 @@ from torch import nn
 
 from agents.base import Agent
 from agents.networks import frozen_copy
-from rlaux.encoders import ACTIVATIONS, RandomShift, is_image_space, make_encoder
+from rlaux.encoders import ACTIVATIONS, ENCODER_KINDS, RandomShift, is_image_space, make_encoder
 from rlaux.objectives import build_aux_suite
 from rlaux.optim import adam_step, make_adam, zero_grad
 from rlaux.types import WindowBatch
-
-ENCODER_KINDS = ("auto", "mlp", "drq", "nature")
 
 
 def linear_schedule(init: float, final: float, duration: int, step: int) -> float:

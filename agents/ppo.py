@@ -124,7 +124,7 @@ class PPOAgent(Agent):
             self.torso = nn.Sequential(nn.Linear(feat, int(enc.latent_dim)), nn.LayerNorm(int(enc.latent_dim)), nn.Tanh())
             orthogonal_init(self.torso)
             torso_dim = int(enc.latent_dim)
-        else:  # NatureCNN (already ReLU(512)) or another compact encoder
+        else:  # NatureCNN (already ReLU(512)), the raw state (encoder.kind=flat) or another compact encoder
             self.torso = nn.Identity()
             torso_dim = feat
         heads_hidden = list(cfg.head_hidden)

@@ -16,6 +16,11 @@ critics (TCRL/DrQ-v2 layout: the first hidden layer is Linear + LayerNorm + Tanh
 returns; "rlaux DDPG, plain MLPs" is the same agent with ``layernorm_tanh=false`` (ReLU in every
 layer: the networks of SB3's TD3). SB3 TD3 runs with ``policy_delay=1`` (an actor update every
 step, as rlaux DDPG).
+
+Equal networks: the "no encoder" rows set ``encoder.kind=flat`` (the raw 17-d state goes to
+the actor and critics, as SB3's ``FlattenExtractor``): rlaux SAC then has SB3 SAC's layers, and
+rlaux DDPG (plain MLPs) SB3 TD3's (its actor loss reads both critics, TD3's one). The issue's
+goal (>= 1.5x SB3 SAC's updates/s at equal networks and batch) is judged on those rows.
 """
 
 from __future__ import annotations
@@ -105,13 +110,15 @@ def main() -> None:
         "SB3 TD3 (policy_delay=1)": lambda: sb3_td3.train(gradient_steps=1, batch_size=BATCH),
         "rlaux DDPG": rlaux_step("ddpg"),
         "rlaux DDPG, plain MLPs": rlaux_step("ddpg", "layernorm_tanh=false"),
+        "rlaux SAC, no encoder": rlaux_step("sac", "encoder.kind=flat"),
+        "rlaux DDPG, plain, no encoder": rlaux_step("ddpg", "layernorm_tanh=false", "encoder.kind=flat"),
     }
     times = interleaved(fns, args.rounds, args.calls, warmup=20)
     verdict = lambda r: "met" if r >= 1.5 else "NOT met"  # noqa: E731
     for label, table in (("wall clock", times), ("process CPU time", times.cpu)):
         print(f"{label}:")
         for name, ts in table.items():
-            print(f"  {name:26s} {spread(ts)}  ({1.0 / np.median(ts):7.1f} updates/s)")
+            print(f"  {name:30s} {spread(ts)}  ({1.0 / np.median(ts):7.1f} updates/s)")
         sac_ratio = paired_ratio(table["SB3 SAC"], table["rlaux SAC"])
         ddpg_ratio = paired_ratio(table["SB3 SAC"], table["rlaux DDPG"])
         td3_ratio = paired_ratio(table["SB3 TD3 (policy_delay=1)"], table["rlaux DDPG"])
@@ -121,7 +128,14 @@ def main() -> None:
         plain = paired_ratio(table["SB3 SAC"], table["rlaux DDPG, plain MLPs"])
         plain_td3 = paired_ratio(table["SB3 TD3 (policy_delay=1)"], table["rlaux DDPG, plain MLPs"])
         print(f"  ratio rlaux DDPG (plain MLPs) / SB3 SAC updates/s: {plain:.2f}x  (goal >= 1.5x: {verdict(plain)})")
-        print(f"  ratio rlaux DDPG (plain MLPs) / SB3 TD3 updates/s: {plain_td3:.2f}x  (equal networks)")
+        print(f"  ratio rlaux DDPG (plain MLPs) / SB3 TD3 updates/s: {plain_td3:.2f}x  (context)")
+        flat_sac = paired_ratio(table["SB3 SAC"], table["rlaux SAC, no encoder"])
+        flat_ddpg = paired_ratio(table["SB3 SAC"], table["rlaux DDPG, plain, no encoder"])
+        flat_td3 = paired_ratio(table["SB3 TD3 (policy_delay=1)"], table["rlaux DDPG, plain, no encoder"])
+        print("  equal networks (encoder.kind=flat: SB3's raw-state MLPs):")
+        print(f"  ratio rlaux SAC  / SB3 SAC updates/s: {flat_sac:.2f}x  (goal >= 1.5x: {verdict(flat_sac)})")
+        print(f"  ratio rlaux DDPG / SB3 SAC updates/s: {flat_ddpg:.2f}x  (goal >= 1.5x: {verdict(flat_ddpg)})")
+        print(f"  ratio rlaux DDPG / SB3 TD3 updates/s: {flat_td3:.2f}x  (context)")
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+ENCODER_KINDS = ("auto", "mlp", "flat", "drq", "nature")
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
@@ -65,6 +67,22 @@ class MLPEncoder(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs.float().flatten(1))
+
+
+class FlatEncoder(nn.Module):
+    """No learned encoder: the flattened observation is the feature vector (``encoder.kind=flat``).
+
+    What Stable-Baselines3's ``FlattenExtractor`` and CleanRL's state-based scripts do, so the
+    actor and critic MLPs read the raw state. It has no parameters, so auxiliary objectives
+    (which exist to shape a learned encoder) cannot be combined with it.
+    """
+
+    def __init__(self, obs_dim: int) -> None:
+        super().__init__()
+        self.out_dim = obs_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.float().flatten(1)
 
 
 def _scaled(obs: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
@@ -170,8 +188,9 @@ def make_encoder(
     """Build the shared encoder for ``obs_space``.
 
     Args:
-        kind: "mlp", "drq" (DMC pixels), "nature" (Atari) or "auto": mlp for vectors, drq
-            for 3-channel-multiple images, nature for grayscale stacks.
+        kind: "mlp", "flat" (no encoder: the flattened observation), "drq" (DMC pixels),
+            "nature" (Atari) or "auto": mlp for vectors, drq for 3-channel-multiple images,
+            nature for grayscale stacks.
         latent_dim, hidden, activation: MLP encoder settings (ignored by conv encoders).
     """
     if kind == "auto":
@@ -181,8 +200,10 @@ def make_encoder(
             kind = "drq" if obs_space.shape[0] % 3 == 0 else "nature"  # RGB stacks vs gray stacks
     if kind == "mlp":
         return MLPEncoder(int(np.prod(obs_space.shape)), latent_dim, hidden, activation)
+    if kind == "flat":
+        return FlatEncoder(int(np.prod(obs_space.shape)))
     if kind == "drq":
         return DrQEncoder(obs_space.shape)
     if kind == "nature":
         return NatureCNN(obs_space.shape)
-    raise ValueError(f"Unknown encoder kind {kind!r}; valid choices: auto, mlp, drq, nature")
+    raise ValueError(f"Unknown encoder kind {kind!r}; valid choices: {', '.join(ENCODER_KINDS)}")

@@ -19,7 +19,7 @@ from agents.dqn import DQNAgent
 from agents.offpolicy import linear_schedule
 from agents.sac import SACAgent
 from rlaux.encoders import RandomShift
-from rlaux.objectives.base import OBJECTIVES, AuxObjective, ObjectiveConfig
+from rlaux.objectives.base import OBJECTIVES, AuxObjective, IncompatibleObjectiveError, ObjectiveConfig
 from rlaux.types import WindowBatch
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "agent"
@@ -183,6 +183,35 @@ def test_update_returns_finite_scalar_metrics(name: str, obs_space: gym.Space) -
     for key, value in metrics.items():
         assert isinstance(value, torch.Tensor) and value.dim() == 0, key
         assert torch.isfinite(value), key
+
+
+@pytest.mark.parametrize("name", ["sac", "ddpg", "dqn"])
+def test_flat_encoder_feeds_the_raw_state_to_the_networks(name: str) -> None:
+    """encoder.kind=flat (SB3's FlattenExtractor): no encoder parameters, the first layer of
+    every network reads the 5-d state itself, and updates train the heads."""
+    torch.manual_seed(0)
+    agent = make_agent(name, "encoder.kind=flat")
+    assert list(agent.encoder.parameters()) == []
+    obs = make_obs(STATE, 4)
+    assert torch.equal(agent.encoder(obs), obs)
+    if name == "dqn":
+        first = next(m for m in agent.head.modules() if isinstance(m, nn.Linear))
+        assert first.in_features == STATE.shape[0]
+    else:
+        assert agent.critic.q.net.layers[0].weight.shape[1] == STATE.shape[0] + BOX.shape[0]
+        first = next(m for m in agent.actor.modules() if isinstance(m, nn.Linear))
+        assert first.in_features == STATE.shape[0]
+    heads = agent.head if name == "dqn" else agent.critic
+    before = params(heads)
+    metrics = agent.update(make_batch(STATE, name == "dqn"), 0)
+    assert changed(before, heads)
+    assert all(torch.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize("name", ["sac", "ddpg", "dqn"])
+def test_flat_encoder_refuses_aux_objectives(name: str, dummy_objective: str) -> None:
+    with pytest.raises(IncompatibleObjectiveError, match=r"encoder.kind=flat.*encoder.kind=mlp"):
+        make_agent(name, "encoder.kind=flat", aux={dummy_objective: {}})
 
 
 @pytest.mark.parametrize("name", ["sac", "ddpg", "dqn"])

@@ -112,6 +112,19 @@ def test_pixel_observations(obs_shape, kind) -> None:
     assert all(torch.isfinite(v) for v in metrics.values())
 
 
+def test_flat_encoder_gives_sb3_style_separate_mlps() -> None:
+    """encoder.kind=flat + head_hidden=[64, 64]: each head is SB3's MlpPolicy net on the raw state."""
+    torch.manual_seed(0)
+    agent = make_agent(BOX, **{"encoder.kind": "flat", "head_hidden": [64, 64]})
+    assert list(agent.encoder.parameters()) == [] and isinstance(agent.torso, nn.Identity)
+    widths = [m.in_features for m in agent.actor.modules() if isinstance(m, nn.Linear)]
+    assert widths == [BOX[0].shape[0], 64, 64]
+    storage, next_obs = fill(agent)
+    before = params_of(agent.actor)
+    metrics = agent.update(storage, next_obs, step=24)
+    assert changed(before, agent.actor) and all(torch.isfinite(v) for v in metrics.values())
+
+
 # ---------------------------------------------------------------------------- update
 @pytest.mark.parametrize("spaces", [DISCRETE, BOX], ids=["discrete", "box"])
 def test_update_returns_finite_metrics_and_changes_params(spaces) -> None:
