@@ -22,6 +22,8 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from rlaux.objectives.base import IncompatibleObjectiveError
+
 
 class Agent(nn.Module):
     """Base class of rlaux agents."""
@@ -45,6 +47,16 @@ class Agent(nn.Module):
             raise ValueError(f"agent={cls.name} needs a discrete action space, got {action_space}; use agent=sac, ddpg or ppo")
         if cls.discrete_actions is False and discrete:
             raise ValueError(f"agent={cls.name} needs a continuous (Box) action space, got {action_space}; use agent=dqn or ppo")
+
+    def check_encoder_for_aux(self, encoder: nn.Module, aux_cfg: Any) -> None:
+        """Raise ``IncompatibleObjectiveError`` when aux objectives are asked for but ``encoder``
+        has nothing to train (``encoder.kind=flat``)."""
+        names = [str(name) for name in (aux_cfg or {})]
+        if names and not any(p.requires_grad for p in encoder.parameters()):
+            raise IncompatibleObjectiveError(
+                f"aux={names} shapes the shared encoder, but agent={self.name}'s {type(encoder).__name__} has no "
+                "trainable parameters (encoder.kind=flat feeds the raw observation to the networks); "
+                "use encoder.kind=mlp (the default for state observations) or drop aux")
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int, eval_mode: bool = False) -> torch.Tensor:

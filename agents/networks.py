@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlaux.encoders import ACTIVATIONS, FlatEncoder, MLPEncoder, mlp, orthogonal_init
+from rlaux.encoders import FlatEncoder, MLPEncoder, hidden_activation, mlp, orthogonal_init
 
 LOG2 = math.log(2.0)
 LOG_2PI = math.log(2.0 * math.pi)
@@ -53,6 +53,11 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
         """``frozen=True`` uses detached weights: gradients reach the input but not the layer."""
         w, b = (self.weight.detach(), self.bias.detach()) if frozen else (self.weight, self.bias)
+        if self.out_dim == 1 and x.dim() == 3:
+            # a Q output layer: one dot product per row. As a batched GEMM with N=1 (and its
+            # K=1 outer-product backward) it runs far below the BLAS peak on CPU; the same sum
+            # as an elementwise product + reduction costs ~half (forward + backward).
+            return torch.linalg.vecdot(x, w.transpose(1, 2)).unsqueeze(-1) + b
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.ensemble, -1, -1)
         return torch.baddbmm(b, x, w)
@@ -105,7 +110,7 @@ class EnsembleMLP(nn.Module):
                 self.kinds.append("ln")
                 self.layers.append(nn.Tanh())
             else:
-                self.layers.append(ACTIVATIONS[activation]())
+                self.layers.append(hidden_activation(activation))  # in place for ReLU/ELU
             self.kinds.append("act")
             last = width
         self.layers.append(EnsembleLinear(last, out_dim, ensemble, init))

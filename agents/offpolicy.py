@@ -115,6 +115,7 @@ class OffPolicyAgent(Agent):
         enc = cfg.encoder
         self.encoder = make_encoder(obs_space, str(enc.kind), int(enc.latent_dim), [int(w) for w in enc.hidden],
                                     str(enc.activation))
+        self.check_encoder_for_aux(self.encoder, aux_cfg)
         self.aux = build_aux_suite(
             aux_cfg, self.name, self.encoder, self.encoder.out_dim, obs_space, action_space,
             optimizer=str(cfg.aux.optimizer), lr=float(cfg.aux.lr),

@@ -116,6 +116,7 @@ class PPOAgent(Agent):
         activation = str(enc.activation)
 
         self.encoder = make_encoder(obs_space, str(enc.kind), int(enc.latent_dim), list(enc.hidden), activation)
+        self.check_encoder_for_aux(self.encoder, aux_cfg)
         feat = self.encoder.out_dim
         if isinstance(self.encoder, MLPEncoder):
             self.torso: nn.Module = ACTIVATIONS[activation]()  # the MLP encoder's latent is linear

@@ -20,6 +20,18 @@ ENCODER_KINDS = ("auto", "mlp", "flat", "drq", "nature")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
+def hidden_activation(name: str) -> nn.Module:
+    """The activation of a hidden layer that directly follows a Linear or LayerNorm.
+
+    ReLU and ELU run in place there: neither Linear's nor LayerNorm's backward reads its
+    output, so overwriting it is safe, and it saves writing a fresh activation-sized tensor
+    (on CPU, ~10 % of a [256, 256] SAC update; ``benchmarks/RESULTS.md``). Same values as the
+    out-of-place op.
+    """
+    cls = ACTIVATIONS[name]
+    return cls(inplace=True) if cls in (nn.ReLU, nn.ELU) else cls()
+
+
 def mlp(
     in_dim: int,
     hidden: Sequence[int],
@@ -34,7 +46,7 @@ def mlp(
         layers.append(nn.Linear(last, width))
         if layernorm:
             layers.append(nn.LayerNorm(width))
-        layers.append(ACTIVATIONS[activation]())
+        layers.append(hidden_activation(activation))
         last = width
     layers.append(nn.Linear(last, out_dim))
     return nn.Sequential(*layers)

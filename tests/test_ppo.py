@@ -14,7 +14,7 @@ from torch import nn
 
 from agents.ppo import PPOAgent
 from rlaux.config import compose
-from rlaux.objectives.base import OBJECTIVES, AuxObjective, ObjectiveConfig, register_objective
+from rlaux.objectives.base import OBJECTIVES, AuxObjective, IncompatibleObjectiveError, ObjectiveConfig, register_objective
 from rlaux.types import WindowBatch
 
 CPU = torch.device("cpu")
@@ -123,6 +123,8 @@ def test_flat_encoder_gives_sb3_style_separate_mlps() -> None:
     before = params_of(agent.actor)
     metrics = agent.update(storage, next_obs, step=24)
     assert changed(before, agent.actor) and all(torch.isfinite(v) for v in metrics.values())
+    with pytest.raises(IncompatibleObjectiveError, match="encoder.kind=flat"):
+        make_agent(BOX, aux={"tcrl": {}}, **{"encoder.kind": "flat"})
 
 
 # ---------------------------------------------------------------------------- update

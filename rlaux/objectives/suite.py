@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from rlaux.objectives.base import AuxObjective, IncompatibleObjectiveError, objective_class
+from rlaux.objectives.base import AuxObjective, objective_class
 from rlaux.optim import adam_step, make_adam, zero_grad
 from rlaux.types import WindowBatch
 
@@ -117,12 +117,6 @@ def build_aux_suite(
     combination an objective cannot serve.
     """
     objectives: dict[str, AuxObjective] = {}
-    names = [str(name) for name in (aux_cfg or {})]
-    if names and not any(p.requires_grad for p in encoder.parameters()):
-        raise IncompatibleObjectiveError(
-            f"aux={names} shapes the shared encoder, but the {type(encoder).__name__} of agent={agent_name} "
-            "has no trainable parameters (encoder.kind=flat feeds the raw observation to the networks); "
-            "use encoder.kind=mlp (the default for state observations) or drop aux")
     for name, options in (aux_cfg or {}).items():
         cls = objective_class(str(name))
         cls.check_compatible(agent_name, obs_space, action_space)
