@@ -20,16 +20,30 @@ ENCODER_KINDS = ("auto", "mlp", "flat", "drq", "nature")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
-def hidden_activation(name: str) -> nn.Module:
-    """The activation of a hidden layer that directly follows a Linear or LayerNorm.
+class HiddenReLU(nn.ReLU):
+    """ReLU for a hidden layer that directly follows a Linear, LayerNorm or convolution: it
+    overwrites its input (their backward passes do not read their outputs), which saves writing
+    a fresh activation-sized tensor (on CPU ~10 % of a [256, 256] SAC update;
+    ``benchmarks/RESULTS.md``). Inputs that are views (a Linear on a 3-D batch returns a view of
+    a 2-D product) are not overwritten: autograd would have to copy the whole base tensor back.
+    Same values as ``nn.ReLU``."""
 
-    ReLU and ELU run in place there: neither Linear's nor LayerNorm's backward reads its
-    output, so overwriting it is safe, and it saves writing a fresh activation-sized tensor
-    (on CPU, ~10 % of a [256, 256] SAC update; ``benchmarks/RESULTS.md``). Same values as the
-    out-of-place op.
-    """
-    cls = ACTIVATIONS[name]
-    return cls(inplace=True) if cls in (nn.ReLU, nn.ELU) else cls()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x, inplace=not x._is_view())
+
+
+class HiddenELU(nn.ELU):
+    """ELU with :class:`HiddenReLU`'s in-place rule (same values as ``nn.ELU``; in place, the
+    backward pass reads exp(x) as output + 1, equal to ``nn.ELU``'s gradient up to rounding)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(x, self.alpha, inplace=not x._is_view())
+
+
+def hidden_activation(name: str) -> nn.Module:
+    """The activation module of a hidden layer that follows a Linear or LayerNorm: ReLU and
+    ELU overwrite their (non-view) input, the others are ``ACTIVATIONS[name]()``."""
+    return {"relu": HiddenReLU, "elu": HiddenELU}.get(name, ACTIVATIONS[name])()
 
 
 def mlp(

@@ -162,7 +162,8 @@ class TCRLObjective(AuxObjective):
             inputs.append(za)
             preds.append(z)
         pred = torch.stack(preds, dim=1)  # [B, H, D]
-        reward_pred = run_mlp(self.reward_head, torch.stack(inputs, dim=1)).squeeze(-1)  # [B, H], one batched pass
+        reward_in = torch.stack(inputs, dim=1).flatten(0, 1)  # [B*H, D]: one batched pass, 2-D products
+        reward_pred = run_mlp(self.reward_head, reward_in).view(pred.shape[0], H)  # [B, H]
 
         cos = F.cosine_similarity(pred, targets, dim=-1, eps=1e-8)  # [B, H]
         zero = torch.zeros((), device=cos.device)
