@@ -16,8 +16,10 @@ surrogate, (optionally clipped) value loss and entropy bonus. Invalid (reset) tr
 are masked out of every loss and of the advantage normalisation.
 
 Auxiliary objectives: every minibatch step also draws ``aux.batch_size`` windows from the
-rollout. ``aux.optimizer=joint`` adds the aux loss to the PPO loss; ``separate`` runs the
-suite's own optimiser step. With ``detach_encoder`` (default: the objectives' recipe) the
+rollout (``aux.updates_per_rollout=k`` instead spreads k aux steps evenly over the
+``update_epochs x num_minibatches`` minibatch steps, as the SB3 bridge's ``gradient_steps``).
+``aux.optimizer=joint`` adds the aux loss to the PPO loss; ``separate`` runs the suite's own
+optimiser step. With ``detach_encoder`` (default: the objectives' recipe) the
 PPO loss sees encoder features computed without gradient, so only aux losses train it.
 """
 
@@ -83,6 +85,10 @@ def validate_ppo_config(cfg: Any) -> None:
     check("aux.optimizer", cfg.aux.optimizer in ("separate", "joint"), "'separate' or 'joint'")
     check("aux.lr", float(cfg.aux.lr) > 0, "> 0")
     check("aux.batch_size", int(cfg.aux.batch_size) >= 1, "an integer >= 1")
+    n_steps = int(cfg.update_epochs) * int(cfg.num_minibatches)
+    per_rollout = cfg.aux.updates_per_rollout
+    check("aux.updates_per_rollout", per_rollout is None or (isinstance(per_rollout, int) and 1 <= per_rollout <= n_steps),
+          f"null (one aux step per minibatch step) or an integer from 1 to update_epochs x num_minibatches = {n_steps}")
 
 
 def _get(cfg: Any, dotted: str) -> Any:
@@ -259,21 +265,26 @@ class PPOAgent(Agent):
         lr = self._set_lr(step, batch)
         max_grad_norm, aux_batch = float(cfg.max_grad_norm), int(cfg.aux.batch_size)
         n_minibatches = int(cfg.num_minibatches)
+        n_steps = int(cfg.update_epochs) * n_minibatches
+        aux_steps = n_steps if cfg.aux.updates_per_rollout is None else int(cfg.aux.updates_per_rollout)
 
         sums: dict[str, torch.Tensor] = {}
-        n_updates = 0
+        aux_sums: dict[str, torch.Tensor] = {}
+        n_updates = n_aux = 0
 
-        def accumulate(values: dict[str, torch.Tensor]) -> None:
+        def accumulate(into: dict[str, torch.Tensor], values: dict[str, torch.Tensor]) -> None:
             for k, v in values.items():
                 v = v.detach()
-                sums[k] = sums[k] + v if k in sums else v
+                into[k] = into[k] + v if k in into else v
 
         for _ in range(int(cfg.update_epochs)):
             perm = torch.randperm(batch, device=self.device)
             for start in range(0, mb_size * n_minibatches, mb_size):
                 idx = perm[start:start + mb_size]
                 loss, metrics = self._ppo_loss({k: v[idx] for k, v in data.items()}, clip)
-                if self.aux:
+                # aux_steps of the n_steps minibatch steps carry an aux step, spread evenly
+                with_aux = bool(self.aux) and (n_updates + 1) * aux_steps // n_steps > n_updates * aux_steps // n_steps
+                if with_aux:
                     windows = storage.windows(aux_batch, self.aux.horizon, gamma)
                     if self.aux.joint:
                         aux_loss, aux_metrics = self.aux.loss(windows, self.encoder)
@@ -283,18 +294,20 @@ class PPOAgent(Agent):
                 if max_grad_norm > 0:
                     metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.ppo_params, max_grad_norm, foreach=True)
                 adam_step(self.optimizer)
-                if self.aux:
+                if with_aux:
                     if self.aux.joint:
                         self.aux.update_targets(self.encoder)
                     else:
                         aux_metrics = self.aux.update(windows, self.encoder)
-                    accumulate(aux_metrics)
-                accumulate(metrics)
+                    accumulate(aux_sums, aux_metrics)
+                    n_aux += 1
+                accumulate(sums, metrics)
                 n_updates += 1
             if cfg.target_kl is not None and float(metrics["approx_kl"]) > float(cfg.target_kl):
                 break  # one host sync per epoch, only when early stopping is asked for
 
         out = {k: v / n_updates for k, v in sums.items()}
+        out.update({k: v / n_aux for k, v in aux_sums.items()})
         valid = data["valid"]
         n_valid = valid.sum().clamp(min=1.0)
         ret = data["returns"]

@@ -18,6 +18,9 @@ Timing: each round runs ``--rollouts`` rollouts + updates of every contestant ba
 the learning loop (no evaluation, no checkpoints; rlaux's CSV logging every 10k steps).
 ``rlaux PPO + tcrl`` uses TCRL's defaults (H=5, [512, 512] dynamics/reward MLPs, aux batch
 256 windows per PPO minibatch step); ``tcrl (small)`` uses [64, 64] MLPs, PPO's own widths.
+The ``8 aux/rollout`` rows set ``agent.aux.updates_per_rollout=8``: 8 aux steps of 256 windows
+spread over the 80 minibatch steps, i.e. one pass of windows over the 2048-step rollout
+(``--no-sparse`` skips them).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rollouts", type=int, default=2, help="rollouts per contestant per round")
     parser.add_argument("--no-tcrl", action="store_true", help="skip the rlaux PPO + tcrl contestants")
+    parser.add_argument("--no-sparse", action="store_true", help="skip the updates_per_rollout=8 contestants")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     set_threads(args.threads)
@@ -114,6 +118,12 @@ def main() -> None:
             contestants["rlaux PPO + tcrl"] = RlauxPPO("tcrl", [], Path(tmp) / "tcrl", args.threads)
             contestants["rlaux PPO + tcrl (small)"] = RlauxPPO(
                 "tcrl", ["aux.tcrl.hidden=[64,64]"], Path(tmp) / "tcrl_small", args.threads)
+            if not args.no_sparse:
+                sparse = "agent.aux.updates_per_rollout=8"
+                contestants["rlaux PPO + tcrl, 8 aux/rollout"] = RlauxPPO(
+                    "tcrl", [sparse], Path(tmp) / "tcrl_sparse", args.threads)
+                contestants["rlaux PPO + tcrl (small), 8 aux/rollout"] = RlauxPPO(
+                    "tcrl", ["aux.tcrl.hidden=[64,64]", sparse], Path(tmp) / "tcrl_small_sparse", args.threads)
         flops: dict[str, float] = {}
         for name, c in contestants.items():  # warm-up: one rollout + update each, FLOPs counted
             counter = FlopCounterMode(display=False)
@@ -138,12 +148,12 @@ def main() -> None:
     for label, table in (("wall clock", rates), ("process CPU time (env steps per CPU second)", cpu_rates)):
         print(f"{label}:")
         for name, rs in table.items():
-            print(f"  {name:26s} {median(rs):8.0f} env steps/s  [{min(rs):.0f}..{max(rs):.0f}]")
+            print(f"  {name:40s} {median(rs):8.0f} env steps/s  [{min(rs):.0f}..{max(rs):.0f}]")
         ratio = median([a / b for a, b in zip(table["rlaux PPO"], table["SB3 PPO"])])
         print(f"  ratio rlaux PPO / SB3 PPO env steps/s: {ratio:.2f}x  (goal >= 1.0x: {'met' if ratio >= 1.0 else 'NOT met'})")
         for name in names[2:]:
             cost = median([a / b for a, b in zip(table["rlaux PPO"], table[name])])
-            print(f"  cost of {name[len('rlaux PPO + '):]:12s}: PPO + aux takes {cost:.2f}x the time of PPO  "
+            print(f"  cost of {name[len('rlaux PPO + '):]:28s}: PPO + aux takes {cost:.2f}x the time of PPO  "
                   f"(goal <= 1.5x: {'met' if cost <= 1.5 else 'NOT met'})")
 
 if __name__ == "__main__":

@@ -244,6 +244,38 @@ def test_aux_objective_trains_encoder_when_ppo_is_detached(mode) -> None:
     assert set(agent.optimizers()) == ({"ppo", "aux"} if mode == "separate" else {"ppo"})
 
 
+@pytest.mark.parametrize("mode", ["separate", "joint"])
+@pytest.mark.parametrize("per_rollout,expected_steps", [(None, [0, 1, 2, 3, 4, 5]), (2, [2, 5]), (3, [1, 3, 5])])
+def test_aux_updates_per_rollout_spreads_aux_steps_over_minibatch_steps(mode, per_rollout, expected_steps) -> None:
+    """3 epochs x 2 minibatches = 6 PPO steps; k aux steps land on steps floor((i+1)k/6) > floor(ik/6)."""
+    torch.manual_seed(0)
+    agent = make_agent(DISCRETE, aux={"ppo_test_dummy": {"horizon": 2}}, update_epochs=3,
+                       **{"aux.optimizer": mode, "aux.batch_size": 8, "aux.updates_per_rollout": per_rollout})
+    objective = agent.aux.objectives["ppo_test_dummy"]
+    calls: list[int] = []
+    ppo_steps = iter(range(100))
+    original = agent._ppo_loss
+
+    def counting_ppo_loss(*args):
+        calls.append(("ppo", next(ppo_steps)))
+        return original(*args)
+
+    agent._ppo_loss = counting_ppo_loss
+    original_loss = objective.loss
+    objective.loss = lambda batch, encoder: (calls.append(("aux", None)), original_loss(batch, encoder))[1]
+    storage, next_obs = fill(agent)
+    metrics = agent.update(storage, next_obs, step=24)
+    aux_at = [calls[i - 1][1] for i, c in enumerate(calls) if c[0] == "aux"]  # the PPO step each aux step joined
+    assert aux_at == expected_steps
+    assert torch.isfinite(metrics["aux/ppo_test_dummy/loss"]) and metrics["epochs"] == 3
+
+
+@pytest.mark.parametrize("value", [0, 7, 2.5])
+def test_aux_updates_per_rollout_out_of_range_raises(value) -> None:
+    with pytest.raises(ValueError, match=r"aux.updates_per_rollout=.*update_epochs x num_minibatches = 6"):
+        make_agent(DISCRETE, update_epochs=3, **{"aux.updates_per_rollout": value})
+
+
 def test_aux_objective_without_encoder_grad_and_detached_rl_freezes_encoder() -> None:
     torch.manual_seed(0)
     aux = {"ppo_test_dummy": {"horizon": 2, "encoder_grad": False}}
