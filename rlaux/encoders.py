@@ -123,18 +123,18 @@ class DrQEncoder(nn.Module):
     """DrQ-v2 conv encoder: 4 conv layers of 32 channels (first stride 2), flattened.
 
     For 84x84 inputs the output is 32*35*35 = 39200 features. Input is uint8 in [0, 255],
-    scaled to [-0.5, 0.5]. The ReLUs run in place (a convolution's backward does not read its
-    output; ~6 % of a DDPG pixel update on CPU).
+    scaled to [-0.5, 0.5]. The ReLUs run in place (:class:`HiddenReLU`: a convolution's backward
+    does not read its output; ~6 % of a DDPG pixel update on CPU).
     """
 
     def __init__(self, obs_shape: Sequence[int], channels: int = 32) -> None:
         super().__init__()
         c = obs_shape[0]
         self.convnet = nn.Sequential(
-            nn.Conv2d(c, channels, 3, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c, channels, 3, stride=2), HiddenReLU(),
+            nn.Conv2d(channels, channels, 3, stride=1), HiddenReLU(),
+            nn.Conv2d(channels, channels, 3, stride=1), HiddenReLU(),
+            nn.Conv2d(channels, channels, 3, stride=1), HiddenReLU(),
         )
         orthogonal_init(self.convnet, nn.init.calculate_gain("relu"))
         with torch.no_grad():
@@ -160,14 +160,14 @@ class NatureCNN(nn.Module):
         super().__init__()
         c = obs_shape[0]
         self.convnet = nn.Sequential(
-            nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c, 32, 8, stride=4), HiddenReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), HiddenReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), HiddenReLU(),
             nn.Flatten(),
         )
         with torch.no_grad():
             n_flat = int(self.convnet(torch.zeros(1, *obs_shape)).shape[1])
-        self.fc = nn.Sequential(nn.Linear(n_flat, out_dim), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(nn.Linear(n_flat, out_dim), HiddenReLU())
         orthogonal_init(self, nn.init.calculate_gain("relu"))
         self.out_dim = out_dim
 
