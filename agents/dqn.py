@@ -20,7 +20,8 @@ Huber (smooth L1, as SB3/Dopamine) or MSE between ``Q(o_t, a_t)`` and ``y``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import torch

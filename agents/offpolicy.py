@@ -16,7 +16,8 @@ the critic optimiser.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -66,7 +67,7 @@ class ConfigChecker:
 def check_common_config(cfg: Any) -> None:
     """The keys every off-policy agent config has (see ``configs/agent/*.yaml``)."""
     check = ConfigChecker(cfg)
-    positive_int = lambda v: int(v) == v and v >= 1  # noqa: E731
+    positive_int = lambda v: int(v) == v and v >= 1
     check("num_envs", positive_int, "an integer >= 1")
     check("batch_size", positive_int, "an integer >= 1")
     check("buffer_size", positive_int, "an integer >= 1")
@@ -125,7 +126,8 @@ class OffPolicyAgent(Agent):
         image = is_image_space(obs_space)
         if cfg.augment is True and not image:
             raise ValueError(f"agent.augment=true needs uint8 image observations, got {obs_space}; use auto or false")
-        self.augment: nn.Module | None = RandomShift(pad=4) if (cfg.augment is True or (cfg.augment == "auto" and image)) else None
+        use_augment = cfg.augment is True or (cfg.augment == "auto" and image)
+        self.augment: nn.Module | None = RandomShift(pad=4) if use_augment else None
         self.max_grad_norm = float(cfg.max_grad_norm)
 
     # ------------------------------------------------------------------ features

@@ -23,9 +23,8 @@ import argparse
 import gymnasium as gym
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from common import box, build_agent, filled_replay, interleaved, machine_line, median, paired_ratio, set_threads, spread
+from torch.utils.flop_counter import FlopCounterMode
 
 OBJECTIVES = ("none", "tcrl", "predictive", "taco", "proto_value")
 CASES = {

@@ -12,8 +12,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -148,8 +149,9 @@ def build_agent(agent: str, obs_space: gym.Space, action_space: gym.Space, aux: 
 
     ``aux_overrides`` are ``"<objective>.<key>=<value>"`` strings applied to the aux node.
     """
-    from agents import agent_class
     from omegaconf import OmegaConf
+
+    from agents import agent_class
 
     cfg = compose_cfg(agent, aux, overrides)
     aux_cfg = cfg.aux

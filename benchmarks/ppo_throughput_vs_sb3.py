@@ -32,9 +32,8 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from common import ROOT, machine_line, median, set_threads  # noqa: F401  (ROOT puts the repo on sys.path)
+from torch.utils.flop_counter import FlopCounterMode
 
 N_ENVS, N_STEPS, BATCH, EPOCHS = 8, 256, 256, 10
 PPO_OVERRIDES = [

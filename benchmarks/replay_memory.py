@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from rlaux.buffers import ReplayBuffer  # noqa: E402
+from rlaux.buffers import ReplayBuffer
 
 CASES = {
     "dmc pixels, stack 3 (9x84x84 uint8, 6-dim action)": dict(

@@ -31,7 +31,6 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import torch
-
 from common import box, build_agent, filled_replay, interleaved, machine_line, paired_ratio, set_threads, spread
 
 OBS_DIM, ACT_DIM, BATCH, FILL = 17, 6, 256, 20_000
@@ -114,7 +113,7 @@ def main() -> None:
         "rlaux DDPG, plain, no encoder": rlaux_step("ddpg", "layernorm_tanh=false", "encoder.kind=flat"),
     }
     times = interleaved(fns, args.rounds, args.calls, warmup=20)
-    verdict = lambda r: "met" if r >= 1.5 else "NOT met"  # noqa: E731
+    verdict = lambda r: "met" if r >= 1.5 else "NOT met"
     for label, table in (("wall clock", times), ("process CPU time", times.cpu)):
         print(f"{label}:")
         for name, ts in table.items():

@@ -30,10 +30,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from stable_baselines3 import DQN, PPO, SAC  # noqa: E402
-from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3.common.env_util import make_vec_env
 
-from rlaux.sb3 import AuxDQN, AuxPPO, AuxSAC, aux_policy_kwargs  # noqa: E402
+from rlaux.sb3 import AuxDQN, AuxPPO, AuxSAC, aux_policy_kwargs
 
 # rl-zoo hyperparameters (CartPole-v1 PPO and DQN, Pendulum-v1 SAC) and the steps one round learns.
 CASES: dict[str, dict[str, Any]] = {

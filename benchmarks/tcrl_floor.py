@@ -32,10 +32,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import (
+    Timings,
+    at_matmul_precision,
+    box,
+    build_agent,
+    filled_replay,
+    interleaved,
+    machine_line,
+    median,
+    set_threads,
+    spread,
+)
 from torch.utils.flop_counter import FlopCounterMode
-
-from common import (Timings, at_matmul_precision, box, build_agent, filled_replay, interleaved, machine_line, median,
-                    set_threads, spread)
 
 OBS_DIM, ACT_DIM, BATCH, H, NSTEP = 5, 1, 512, 5, 3
 PEAK_N = 1024
@@ -67,7 +76,7 @@ def reference_update(path: Path):
         return None
     sys.path.insert(0, str(path))
     try:
-        from tcrl import TCRL  # noqa: PLC0415  (the reference checkout, outside this repository)
+        from tcrl import TCRL
     except ImportError as exc:
         raise SystemExit(f"cannot import the TCRL reference from {path}: {exc}; run this script with a Python "
                          "that has the reference's dependencies (see benchmarks/RESULTS.md)") from None

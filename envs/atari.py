@@ -104,7 +104,7 @@ class EpisodicLife(gym.Wrapper, gym.utils.RecordConstructorArgs):
 def make_atari_env(cfg: EnvConfig, mode: str = "train") -> gym.Env:
     """Build one preprocessed Atari env from a resolved config; ``mode="eval"`` turns off
     life-loss terminals and reward clipping."""
-    import ale_py  # noqa: PLC0415
+    import ale_py
 
     gym.register_envs(ale_py)
     env = gym.make(

@@ -102,7 +102,7 @@ class DMCEnv(gym.Env):
 
         Pickling the dm_control env itself would store the whole model and data arena
         (12 MB for cartpole, 70+ MB for dog per env)."""
-        import mujoco  # noqa: PLC0415
+        import mujoco
 
         state = {k: v for k, v in self.__dict__.items() if k not in ("_env", "_cameras", "_model_ref")}
         physics = self._env.physics
@@ -116,7 +116,7 @@ class DMCEnv(gym.Env):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        import mujoco  # noqa: PLC0415
+        import mujoco
 
         state = dict(state)
         snapshot = state.pop("_snapshot")
@@ -136,8 +136,8 @@ class DMCEnv(gym.Env):
     # -- rendering -------------------------------------------------------------------------
     def _render_frame(self, height: int, width: int, camera_id: int) -> np.ndarray:
         """(H, W, 3) uint8 frame with shadows and reflections off, from a cached camera."""
-        import mujoco  # noqa: PLC0415
-        from dm_control.mujoco import engine  # noqa: PLC0415
+        import mujoco
+        from dm_control.mujoco import engine
 
         key = (height, width, camera_id)
         if key not in self._cameras:

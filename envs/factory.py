@@ -21,8 +21,8 @@ def _stack(env: gym.Env, frame_stack: int, pixels: bool) -> gym.Env:
 
 
 def _make_dmc(cfg: EnvConfig, seed: int) -> gym.Env:
-    from envs.dmc import DMCEnv  # noqa: PLC0415
-    from envs.registry import parse_dmc_name  # noqa: PLC0415
+    from envs.dmc import DMCEnv
+    from envs.registry import parse_dmc_name
 
     domain, task = parse_dmc_name(cfg.name)
     env: gym.Env = DMCEnv(
@@ -41,7 +41,7 @@ def _make_dmc(cfg: EnvConfig, seed: int) -> gym.Env:
 
 
 def _make_gym(cfg: EnvConfig) -> gym.Env:
-    from envs.gym_envs import make_gym_env  # noqa: PLC0415
+    from envs.gym_envs import make_gym_env
 
     env = gym.wrappers.RecordEpisodeStatistics(make_gym_env(cfg))
     return _stack(env, cfg.frame_stack, pixels=False)
@@ -64,7 +64,7 @@ def make_env(cfg: Any, seed: int, mode: str = "train") -> gym.Env:
     if cfg.kind == "dmc":
         env = _make_dmc(cfg, seed)
     elif cfg.kind == "atari":
-        from envs.atari import make_atari_env  # noqa: PLC0415
+        from envs.atari import make_atari_env
 
         env = make_atari_env(cfg, mode)
     else:

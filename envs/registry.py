@@ -34,7 +34,7 @@ class UnknownEnvError(ValueError):
 @functools.lru_cache(maxsize=1)
 def _dmc_tables() -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
     """(every accepted DMC spelling -> (domain, task), listed names)."""
-    from envs.rendering import import_dm_suite  # noqa: PLC0415
+    from envs.rendering import import_dm_suite
 
     suite = import_dm_suite()
     listed: list[str] = []
@@ -54,8 +54,8 @@ def _dmc_tables() -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
 @functools.lru_cache(maxsize=1)
 def _gym_tables() -> tuple[frozenset[str], frozenset[str]]:
     """(ALE ids, other Gymnasium ids)."""
-    import ale_py  # noqa: PLC0415
-    import gymnasium as gym  # noqa: PLC0415
+    import ale_py
+    import gymnasium as gym
 
     gym.register_envs(ale_py)
     atari, other = set(), set()
@@ -98,9 +98,9 @@ def env_kind(name: str) -> str:
 
 def _module_env_kind(name: str) -> str:
     """Kind of a ``module:EnvId`` name: import ``module`` (it registers ``EnvId``), then look it up."""
-    import importlib  # noqa: PLC0415
+    import importlib
 
-    import gymnasium as gym  # noqa: PLC0415
+    import gymnasium as gym
 
     module, _, env_id = name.partition(":")
     try:

@@ -88,7 +88,7 @@ def _switch_backend(backend: str) -> None:
         os.environ["PYOPENGL_PLATFORM"] = "osmesa"
     else:
         os.environ.pop("PYOPENGL_PLATFORM", None)
-    import dm_control._render as new_render  # noqa: PLC0415  (import after env change)
+    import dm_control._render as new_render
 
     if old is not None:
         for mod in list(sys.modules.values()):
@@ -111,7 +111,7 @@ def import_dm_suite() -> types.ModuleType:
     """
     ensure_gl_env()
     try:
-        from dm_control import suite  # noqa: PLC0415
+        from dm_control import suite
 
         return suite
     except Exception as exc:  # ImportError, RuntimeError, or PyOpenGL's AttributeError
@@ -125,7 +125,7 @@ def import_dm_suite() -> types.ModuleType:
         _forget_dm_control()
         try:
             _switch_backend(backend)
-            from dm_control import suite  # noqa: PLC0415
+            from dm_control import suite
         except Exception as exc:  # pragma: no cover - depends on the machine's GL stack
             _IMPORT_FAILURES.append(f"{backend}: {exc!r}")
             continue
@@ -142,8 +142,8 @@ def import_dm_suite() -> types.ModuleType:
 
 def _self_test() -> None:
     """Render one 8x8 frame of a one-sphere scene; raises on any rendering failure."""
-    import numpy as np  # noqa: PLC0415
-    from dm_control import mujoco as dm_mujoco  # noqa: PLC0415
+    import numpy as np
+    from dm_control import mujoco as dm_mujoco
 
     physics = dm_mujoco.Physics.from_xml_string(_TEST_XML)
     try:
@@ -165,7 +165,7 @@ def select_gl_backend() -> str:
     if _SELF_TEST_OK is not None:
         return _SELF_TEST_OK
     import_dm_suite()
-    import dm_control._render as render_mod  # noqa: PLC0415
+    import dm_control._render as render_mod
 
     try:
         _self_test()
@@ -184,7 +184,7 @@ def select_gl_backend() -> str:
             raise RuntimeError(
                 f"MuJoCo rendering failed with EGL ({exc!r}) and with OSMesa ({exc2!r}). {_ADVICE}"
             ) from exc2
-    import dm_control._render as render_mod  # noqa: PLC0415  (may have been replaced)
+    import dm_control._render as render_mod
 
     _SELF_TEST_OK = str(render_mod.BACKEND)
     return _SELF_TEST_OK

@@ -21,7 +21,7 @@ def to_env_config(cfg: Any) -> EnvConfig:
         return dataclasses.replace(cfg)
     if not isinstance(cfg, Mapping):
         try:  # OmegaConf DictConfig (also a structured config of EnvConfig)
-            from omegaconf import DictConfig, OmegaConf  # noqa: PLC0415
+            from omegaconf import DictConfig, OmegaConf
 
             if isinstance(cfg, DictConfig):
                 cfg = OmegaConf.to_container(cfg, resolve=True)

@@ -16,8 +16,9 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -58,8 +59,8 @@ def agent_names() -> list[str]:
 
 
 def aux_names() -> list[str]:
-    from rlaux.objectives import OBJECTIVES
     import rlaux.objectives  # noqa: F401
+    from rlaux.objectives import OBJECTIVES
 
     return sorted(OBJECTIVES)
 

@@ -7,7 +7,7 @@ is a separate module so that callers decide when to apply it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -73,6 +73,16 @@ def orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
             nn.init.orthogonal_(m.weight, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def layernorm_tanh_projection(in_dim: int, out_dim: int) -> nn.Sequential:
+    """``Linear(in_dim, out_dim) + LayerNorm + Tanh`` with orthogonal weights and zero bias.
+
+    The one builder of the projection that sits between wide encoder features and a head
+    (DrQ-v2's actor/critic trunk, the objectives' projections, TACO's state projection)."""
+    projection = nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.Tanh())
+    orthogonal_init(projection)
+    return projection
 
 
 class MLPEncoder(nn.Module):

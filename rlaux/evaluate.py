@@ -28,9 +28,10 @@ import csv
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -168,10 +169,10 @@ def enable_rgb_rendering(env: gym.Env) -> None:
         raise VideoUnavailable(f"{type(base).__name__} has no rgb_array render mode")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) without a display
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    from envs.dmc import DMCEnv  # noqa: PLC0415
+    from envs.dmc import DMCEnv
 
     if isinstance(base, DMCEnv):
-        from envs.rendering import select_gl_backend  # noqa: PLC0415
+        from envs.rendering import select_gl_backend
 
         try:
             select_gl_backend()
@@ -197,7 +198,7 @@ class FirstEpisodeRecorder:
     video file, streaming (no frame list is kept in memory for mp4)."""
 
     def __init__(self, env: gym.Env, path: Path, fps: int, max_frames: int = 0) -> None:
-        import imageio.v2 as imageio  # noqa: PLC0415
+        import imageio.v2 as imageio
 
         self.env, self.path, self.fps, self.max_frames = env, Path(path), fps, int(max_frames)
         self.frames = 0
@@ -270,7 +271,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Evaluate a checkpoint (see the module docstring); returns the summary (also written
     to ``out/summary.json``). Raises :class:`ConfigError` / :class:`CheckpointError` on bad input."""
-    from rlaux.training.run import resolve_device  # noqa: PLC0415
+    from rlaux.training.run import resolve_device
 
     loaded = load_run_checkpoint(run, checkpoint)
     cfg = loaded.cfg
@@ -280,7 +281,8 @@ def evaluate_checkpoint(
         raise ConfigError(str(exc)) from None
     if protocol is not None:
         if env_cfg.kind != "atari":
-            raise ConfigError(f"protocol={protocol} applies to Atari envs only; this run's env is {env_cfg.name} ({env_cfg.kind})")
+            raise ConfigError(f"protocol={protocol} applies to Atari envs only; "
+                              f"this run's env is {env_cfg.name} ({env_cfg.kind})")
         env_cfg.protocol = protocol
     env_cfg.vectorization = "sync"  # one process: the recorder renders env 0 directly
     episodes = default_episodes(env_cfg, int(cfg.get("eval_episodes", 10))) if episodes is None else int(episodes)
@@ -310,7 +312,7 @@ def evaluate_checkpoint(
             except VideoUnavailable as exc:
                 video_note = f"no video: {env_cfg.name} cannot render RGB frames here ({exc})"
                 warnings.warn(video_note, RuntimeWarning, stacklevel=2)
-        policy = lambda o: agent.act(o, step, eval_mode=deterministic)  # noqa: E731
+        policy = lambda o: agent.act(o, step, eval_mode=deterministic)
         try:
             results = run_episodes(policy, env, episodes, seed, dev, on_step=recorder)
         finally:
@@ -324,7 +326,7 @@ def evaluate_checkpoint(
         env.close()
 
     returns = np.array([r for r, _ in results], dtype=np.float64)
-    lengths = np.array([l for _, l in results], dtype=np.int64)
+    lengths = np.array([length for _, length in results], dtype=np.int64)
     normalised = env_cfg.kind in ("atari", "dmc")
     score_name = scores.normalizer_name(env_cfg.kind)
     norm = np.array([scores.normalize(env_cfg.name, env_cfg.kind, r) for r in returns]) if normalised else None

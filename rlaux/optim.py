@@ -13,8 +13,9 @@ gradients, a state replaced by ``load_state_dict``) goes through ``optimizer.ste
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
@@ -47,7 +48,7 @@ class _Plan:
     groups: list[_Group]
 
 
-_PLANS: "weakref.WeakKeyDictionary[torch.optim.Optimizer, _Plan | None]" = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[torch.optim.Optimizer, _Plan | None] = weakref.WeakKeyDictionary()
 _SUPPORTED = {"amsgrad": False, "capturable": False, "differentiable": False, "decoupled_weight_decay": False}
 
 

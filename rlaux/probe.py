@@ -31,8 +31,9 @@ The probe is an ordinary run folder (``config.yaml``, ``eval.csv``, checkpoints,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -146,7 +147,7 @@ def default_probe_agent(action_space: gym.Space) -> str:
 
 
 def _source_algorithm(cfg: DictConfig) -> str:
-    from rlaux.report import algorithm_label  # noqa: PLC0415
+    from rlaux.report import algorithm_label
 
     return algorithm_label(cfg)
 
@@ -168,8 +169,8 @@ def run_probe(
 ) -> dict[str, Any]:
     """Train the linear probe (and, with ``control``, the random-encoder probe); returns
     ``probe.json``'s content."""
-    import envs  # noqa: PLC0415
-    from rlaux.train import run_training  # noqa: PLC0415
+    import envs
+    from rlaux.train import run_training
 
     loaded = load_run_checkpoint(run, checkpoint)
     src = loaded.cfg
@@ -201,7 +202,8 @@ def run_probe(
     }
 
     results = {}
-    for label, encoder, folder in (("trained", state, out_dir), ("random", None, out_dir.with_name(out_dir.name + "_random_encoder"))):
+    random_dir = out_dir.with_name(out_dir.name + "_random_encoder")
+    for label, encoder, folder in (("trained", state, out_dir), ("random", None, random_dir)):
         if label == "random" and not control:
             continue
         folder.mkdir(parents=True, exist_ok=True)
@@ -209,9 +211,9 @@ def run_probe(
         (folder / "probe.json").write_text(json.dumps(meta, indent=2))  # before training: report labels it as a probe
         made: list[ProbeRun] = []
 
-        def make_run(c: DictConfig, d: Path, _state: Any = encoder) -> ProbeRun:
+        def make_run(c: DictConfig, d: Path, _state: Any = encoder, _made: list[ProbeRun] = made) -> ProbeRun:
             r = ProbeRun(c, d, _state)
-            made.append(r)
+            _made.append(r)
             return r
 
         summary = run_training(cfg, folder, make_run=make_run)
@@ -245,7 +247,7 @@ def run_probe(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m rlaux.probe run=RUN_DIR|checkpoint=FILE [key=value ...]``."""
-    from rlaux.train import USER_ERRORS  # noqa: PLC0415
+    from rlaux.train import USER_ERRORS
 
     run_cli("rlaux.probe", KEYS, argv, lambda v: run_probe(**v), required=[("run", "checkpoint")],
             user_errors=(*USER_ERRORS, UsageError, KeyError))

@@ -37,9 +37,10 @@ import contextlib
 import csv
 import math
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -136,7 +137,7 @@ def canonical_task(name: str, kind: str | None = None) -> str:
     if kind not in (None, "dmc") or "/" in name or ":" in name:
         return name
     try:
-        from envs import parse_dmc_name  # noqa: PLC0415
+        from envs import parse_dmc_name
 
         domain, task = parse_dmc_name(name)
     except Exception:  # not a DMC name
@@ -183,7 +184,7 @@ def load_run(path: Path, algorithm_keys: Sequence[str] = ("agent.name", "aux")) 
     algorithm = algorithm_label(cfg, algorithm_keys)
     probe = path / "probe.json"
     if probe.is_file():  # a linear probe (rlaux.probe): named by its agent and the encoder it probes
-        import json  # noqa: PLC0415
+        import json
 
         info = json.loads(probe.read_text())
         source = "random encoder" if info.get("encoder") == "random" else str(info.get("source_algorithm"))
@@ -194,7 +195,7 @@ def load_run(path: Path, algorithm_keys: Sequence[str] = ("agent.name", "aux")) 
 
 
 def _failed(path: Path) -> bool:
-    import json  # noqa: PLC0415
+    import json
 
     summary = path / "summary.json"
     if not summary.is_file():
@@ -269,7 +270,9 @@ def score_name(records: Sequence[RunRecord], normalize: str) -> str:
     return names[0]
 
 
-def score_matrices(records: Sequence[RunRecord], notes: list[str]) -> tuple[dict[str, np.ndarray], list[str], dict[str, list[list[RunRecord]]]]:
+def score_matrices(
+    records: Sequence[RunRecord], notes: list[str],
+) -> tuple[dict[str, np.ndarray], list[str], dict[str, list[list[RunRecord]]]]:
     """Per algorithm a (runs x tasks) matrix of scores over the tasks every algorithm ran.
 
     Tasks missing for some algorithm are left out of the aggregate (with a note); an
@@ -308,7 +311,7 @@ def score_matrices(records: Sequence[RunRecord], notes: list[str]) -> tuple[dict
 def metric_functions(gap_threshold: float | None) -> tuple[list[str], Callable[[np.ndarray], np.ndarray]]:
     """The metric names and one function (runs x tasks) -> their values, with rliable's
     aggregates: IQM, mean, median and (when ``gap_threshold`` is set) optimality gap."""
-    from rliable import metrics  # noqa: PLC0415
+    from rliable import metrics
 
     names = list(METRICS[:3]) + (["Optimality gap"] if gap_threshold is not None else [])
 
@@ -340,7 +343,7 @@ def aggregate_metrics(matrices: dict[str, np.ndarray], gap_threshold: float | No
     """(metric names, point estimates {alg: [m]}, 95% intervals {alg: [2, m]}) from rliable's
     ``get_interval_estimates`` (stratified bootstrap over runs within tasks, percentile
     intervals), reproducible for a given ``seed``."""
-    from rliable import library  # noqa: PLC0415
+    from rliable import library
 
     names, func = metric_functions(gap_threshold)
     with seeded_numpy(seed), warnings.catch_warnings():
@@ -403,16 +406,16 @@ def read_reference(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray, 
 
 # --------------------------------------------------------------------------- plots
 def _pyplot() -> Any:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     return plt
 
 
 def _colors(algorithms: Sequence[str]) -> dict[str, Any]:
-    import seaborn as sns  # noqa: PLC0415
+    import seaborn as sns
 
     palette = sns.color_palette("colorblind", max(len(algorithms), 1))
     return dict(zip(algorithms, palette))
@@ -420,7 +423,7 @@ def _colors(algorithms: Sequence[str]) -> dict[str, Any]:
 
 def plot_aggregates(path: Path, names: list[str], points: dict[str, np.ndarray], intervals: dict[str, np.ndarray],
                     algorithms: list[str], colors: dict[str, Any], xlabel: str, title: str | None) -> Path:
-    from rliable import plot_utils  # noqa: PLC0415
+    from rliable import plot_utils
 
     plt = _pyplot()
     fig, _ = plot_utils.plot_interval_estimates(points, intervals, metric_names=names, algorithms=algorithms,
@@ -435,7 +438,7 @@ def plot_aggregates(path: Path, names: list[str], points: dict[str, np.ndarray],
 
 def plot_profile(path: Path, matrices: dict[str, np.ndarray], colors: dict[str, Any], xlabel: str, reps: int,
                  seed: int, title: str | None) -> Path:
-    from rliable import library, plot_utils  # noqa: PLC0415
+    from rliable import library, plot_utils
 
     plt = _pyplot()
     allv = np.concatenate([m.ravel() for m in matrices.values()])
@@ -459,7 +462,7 @@ def plot_profile(path: Path, matrices: dict[str, np.ndarray], colors: dict[str, 
 
 def plot_sample_efficiency(path: Path, grid: np.ndarray, curves: dict[str, np.ndarray], colors: dict[str, Any],
                            ylabel: str, reps: int, seed: int, title: str | None) -> Path:
-    from rliable import library, metrics, plot_utils  # noqa: PLC0415
+    from rliable import library, metrics, plot_utils
 
     plt = _pyplot()
 

@@ -35,8 +35,8 @@ import functools
 import math
 import re
 import sys
+from collections.abc import Sequence
 from importlib import resources
-from typing import Sequence
 
 DMC_MAX_RETURN = 1000.0
 ATARI_TABLE = "atari_human_random.csv"

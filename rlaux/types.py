@@ -43,6 +43,6 @@ class WindowBatch:
         """Number of transitions L in each window."""
         return self.action.shape[1]
 
-    def to(self, device: torch.device | str) -> "WindowBatch":
+    def to(self, device: torch.device | str) -> WindowBatch:
         """Return a copy with every tensor moved to ``device``."""
         return WindowBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})

@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -48,7 +49,7 @@ def _train_yaml() -> DictConfig:
     return cfg
 
 
-@lru_cache(maxsize=None)
+@cache
 def _agent_yaml(name: str) -> DictConfig:
     cfg = OmegaConf.load(Path(CONFIG_DIR) / "agent" / f"{name}.yaml")
     assert isinstance(cfg, DictConfig)

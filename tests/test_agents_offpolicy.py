@@ -258,8 +258,8 @@ def test_target_critic_moves_by_ema(name: str) -> None:
 def test_dqn_target_sync_every_n_updates(tau: float) -> None:
     torch.manual_seed(0)
     agent = make_agent("dqn", "target_update_every=3", f"tau={tau}")
-    target = lambda: [*agent.target_encoder.parameters(), *agent.target_head.parameters()]  # noqa: E731
-    online = lambda: [*agent.encoder.parameters(), *agent.head.parameters()]  # noqa: E731
+    target = lambda: [*agent.target_encoder.parameters(), *agent.target_head.parameters()]
+    online = lambda: [*agent.encoder.parameters(), *agent.head.parameters()]
     start = [p.clone() for p in target()]
     batch = make_batch(STATE, True)
     for _ in range(2):

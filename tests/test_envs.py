@@ -151,7 +151,7 @@ def test_dmc_state_matches_dm_control_and_action_repeat_sums_rewards() -> None:
     raw = suite.load("cartpole", "swingup", task_kwargs={"random": 3})
     obs, _ = env.reset()
     ts = raw.reset()
-    flat = lambda o: np.concatenate([np.asarray(v, np.float32).ravel() for v in o.values()])  # noqa: E731
+    flat = lambda o: np.concatenate([np.asarray(v, np.float32).ravel() for v in o.values()])
     np.testing.assert_allclose(obs, flat(ts.observation))
     rng = np.random.default_rng(0)
     for _ in range(5):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rlaux import scores
-from rlaux.checkpoint import load_checkpoint, list_checkpoints
+from rlaux.checkpoint import list_checkpoints, load_checkpoint
 
 TINY_PPO = ["agent=ppo", "env=CartPole-v1", "steps=1024", "eval_every=512", "eval_episodes=3", "logger=none",
             "progress=false", "threads=1", "device=cpu", "seed=3", "agent.num_steps=64", "env.num_envs=4"]

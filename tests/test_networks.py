@@ -55,7 +55,7 @@ def test_q_output_layer_equals_a_batched_matrix_product() -> None:
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a, b)
     frozen = layer(x, frozen=True)
-    assert not frozen.grad_fn is None
+    assert frozen.grad_fn is not None
     (gx,) = torch.autograd.grad(frozen.sum(), [x])
     torch.testing.assert_close(gx, g_ref[0])
     mlp_out = EnsembleMLP(7, [16], 1, ensemble=3)(torch.randn(10, 7))

@@ -20,7 +20,7 @@ ACT = gym.spaces.Box(-1.0, 1.0, (N_A,), np.float32)
 def linear_system(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """x_{t+1} = A x_t + B a_t with A a damped rotation pair; reward = c . x_t."""
     g = torch.Generator().manual_seed(seed)
-    rot = lambda th: torch.tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]], dtype=torch.float32)  # noqa: E731
+    rot = lambda th: torch.tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]], dtype=torch.float32)
     A = torch.block_diag(0.95 * rot(0.5), 0.9 * rot(1.1))
     return A, torch.randn(N_X, N_A, generator=g) * 0.5, torch.randn(N_X, generator=g)
 

@@ -159,7 +159,7 @@ def test_rnd_indicator_on_pixels_is_frozen_and_calibrates() -> None:
     assert RNDIndicator(space, 10, 0.1, 5, width=0.25).final_relu  # PVN's default for images
     ind = RNDIndicator(space, num_tasks=10, target_rate=0.1, num_nets=5, width=0.25, final_relu=False)
     gen = torch.Generator().manual_seed(1)
-    frames = lambda n: torch.randint(0, 256, (n, 4, 36, 36), generator=gen, dtype=torch.uint8)  # noqa: E731
+    frames = lambda n: torch.randint(0, 256, (n, 4, 36, 36), generator=gen, dtype=torch.uint8)
     opt = torch.optim.Adam([ind.bias], lr=2e-3)
     for _ in range(400):
         _, qr = ind(frames(128))

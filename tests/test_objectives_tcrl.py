@@ -21,7 +21,7 @@ def linear_system(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     """x_{t+1} = A x_t + B a_t with A a damped rotation pair; reward = c . x_t."""
     g = torch.Generator().manual_seed(seed)
     th1, th2 = 0.5, 1.1
-    rot = lambda th: torch.tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]], dtype=torch.float32)  # noqa: E731
+    rot = lambda th: torch.tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]], dtype=torch.float32)
     A = torch.block_diag(0.95 * rot(th1), 0.9 * rot(th2))
     Bm = torch.randn(N_X, N_A, generator=g) * 0.5
     c = torch.randn(N_X, generator=g)

@@ -34,16 +34,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 import envs
-from rlaux.checkpoint import CheckpointError, CheckpointWarning, list_checkpoints, load_checkpoint, load_latest_checkpoint, save_checkpoint
+from rlaux.checkpoint import (
+    CheckpointError,
+    CheckpointWarning,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
 from rlaux.config import ConfigError, compose
 from rlaux.train import train
 from rlaux.training.run import NonFiniteLossError, TrainingRun
@@ -410,7 +418,8 @@ def test_matmul_precision_is_applied_by_the_run(tmp_path: Path) -> None:
 def test_env_raising_mid_episode_gets_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "faulty_env.py").write_text(FAULTY_ENV)
     result = cli(*BASE, "agent=dqn", "env=faulty_env:Faulty-v0", "steps=400", "agent.learning_starts=50",
-                 "agent.num_updates=1", "agent.update_every=4", "checkpoint_every=100", "hydra.run.dir=run", cwd=tmp_path, extra_path=tmp_path)
+                 "agent.num_updates=1", "agent.update_every=4", "checkpoint_every=100", "hydra.run.dir=run",
+                 cwd=tmp_path, extra_path=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "rlaux: error: env 'faulty_env:Faulty-v0' (train) raised RuntimeError: simulator diverged in step()" in result.stderr

@@ -10,8 +10,16 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from rlaux.report import (ReportError, aggregate_metrics, algorithm_label, find_run_dirs, make_report, read_reference,
-                          score_matrices, RunRecord)
+from rlaux.report import (
+    ReportError,
+    RunRecord,
+    aggregate_metrics,
+    algorithm_label,
+    find_run_dirs,
+    make_report,
+    read_reference,
+    score_matrices,
+)
 
 TINY = ["env=CartPole-v1", "steps=1024", "eval_every=256", "eval_episodes=2", "logger=none", "progress=false",
         "threads=1", "device=cpu", "agent.num_steps=64", "env.num_envs=4"]
@@ -134,7 +142,7 @@ def test_report_from_tiny_runs(tiny_sweep: Path, tmp_path: Path) -> None:
                          reference_label="paper", title="tiny", verbose=False)
     assert result["runs"] == 4 and result["tasks"] == ["CartPole-v1"]
     assert set(result["table"]) == {"ppo", "ppo+predictive"}
-    for alg, row in result["table"].items():
+    for row in result["table"].values():
         assert list(row) == ["IQM", "Mean", "Median", "Optimality gap"]
         iqm, lo, hi = row["IQM"]
         assert lo <= iqm <= hi and 0 <= iqm <= 500

@@ -78,7 +78,8 @@ def test_storage_overflow_and_unfinished_use_raise() -> None:
     storage = RolloutStorage(1, 1, (2,), torch.float32, (), torch.int64)
     with pytest.raises(RuntimeError):
         storage.windows(4, 2, GAMMA)
-    one = [torch.zeros(1, 2), torch.zeros(1, dtype=torch.int64)] + [torch.zeros(1)] * 3 + [torch.zeros(1, dtype=torch.bool)] * 2 + [torch.ones(1, dtype=torch.bool)]
+    one = ([torch.zeros(1, 2), torch.zeros(1, dtype=torch.int64)] + [torch.zeros(1)] * 3
+           + [torch.zeros(1, dtype=torch.bool)] * 2 + [torch.ones(1, dtype=torch.bool)])
     storage.add(*one)
     with pytest.raises(RuntimeError):
         storage.add(*one)

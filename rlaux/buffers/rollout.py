@@ -15,7 +15,7 @@ as the replay buffer (:class:`rlaux.types.WindowBatch`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -61,7 +61,7 @@ def frozen_copy(module: nn.Module, init: str = "copy") -> nn.Module:
 
 #: target module -> (online module, target params, online params, target buffers, online buffers):
 #: the lists are rebuilt only when a target is paired with another online module.
-_EMA_LISTS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_EMA_LISTS: weakref.WeakKeyDictionary[nn.Module, tuple] = weakref.WeakKeyDictionary()
 
 
 def _ema_lists(target: nn.Module, online: nn.Module) -> tuple:

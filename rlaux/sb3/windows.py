@@ -19,8 +19,8 @@ repeat the last unmasked step, so every value is real and finite; their rewards 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -65,7 +65,7 @@ def evaluate(policy: Policy, env: gym.vector.VectorEnv, episodes: int, seed: int
     """Mean/std of the returns of :func:`run_episodes`, with their mean length in agent steps."""
     flat = run_episodes(policy, env, episodes, seed, device)
     returns = np.array([r for r, _ in flat], dtype=np.float64)
-    lengths = np.array([l for _, l in flat], dtype=np.float64)
+    lengths = np.array([length for _, length in flat], dtype=np.float64)
     return {
         "return": float(returns.mean()),
         "return_std": float(returns.std()),

@@ -17,9 +17,10 @@ import random
 import signal
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import cloudpickle
 import gymnasium as gym
@@ -30,15 +31,23 @@ from omegaconf import DictConfig, OmegaConf
 import envs
 from agents import Agent, agent_class
 from envs import EnvError, EnvErrorGuard
-from rlaux.checkpoint import (CheckpointError, CheckpointWarning, list_checkpoints, load_latest_checkpoint, rng_state, save_checkpoint,
-                              set_rng_state)
+from rlaux.checkpoint import (
+    CheckpointError,
+    CheckpointWarning,
+    list_checkpoints,
+    load_latest_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from rlaux.config import RESUMABLE_OVERRIDES, ConfigError, config_hash
 from rlaux.logger import Logger, to_float
 from rlaux.objectives.base import IncompatibleObjectiveError
 from rlaux.training.evaluation import episode_stats, evaluate, random_policy
 from rlaux.validation import validate_config
 
-PACKAGES = ("rlaux", "torch", "numpy", "gymnasium", "ale-py", "dm-control", "mujoco", "stable-baselines3", "hydra-core", "omegaconf", "wandb")
+PACKAGES = ("rlaux", "torch", "numpy", "gymnasium", "ale-py", "dm-control", "mujoco", "stable-baselines3", "hydra-core",
+            "omegaconf", "wandb")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -129,7 +138,7 @@ class StopFlag:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopFlag":
+    def __enter__(self) -> StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -254,7 +263,8 @@ class TrainingRun:
         except ValueError as exc:
             raise ConfigError(f"agent={cls.name} cannot run env={self.env_cfg.name}: {exc}") from None
         try:
-            agent = cls(self.cfg.agent, self.env.single_observation_space, self.env.single_action_space, self.cfg.aux, self.device)
+            agent = cls(self.cfg.agent, self.env.single_observation_space, self.env.single_action_space, self.cfg.aux,
+                        self.device)
         except IncompatibleObjectiveError:
             raise
         except ValueError as exc:  # agents validate their config values with ValueError
@@ -465,7 +475,8 @@ class TrainingRun:
             if self.replay.nbytes <= float(cfg.max_replay_save_gb) * 2**30:
                 payload["replay"] = self.replay.state_dict()
             else:
-                warnings.warn(f"replay ({self.replay.nbytes / 2**30:.1f} GB) is larger than max_replay_save_gb; not saved")
+                warnings.warn(f"replay ({self.replay.nbytes / 2**30:.1f} GB) is larger than max_replay_save_gb; not saved",
+                              stacklevel=2)
         return save_checkpoint(self.checkpoint_dir, self.step, payload, keep=int(cfg.keep_checkpoints))
 
     def restore(self) -> dict[str, Any]:
