@@ -1,6 +1,15 @@
-"""rlaux agents: ppo, sac, ddpg (the DrQ-v2/TCRL deterministic recipe), dqn. Importing registers them."""
+"""rlaux agents: ppo, sac, ddpg (the DrQ-v2/TCRL deterministic recipe), dqn.
 
-from agents import ddpg, dqn, ppo, sac  # noqa: F401  (registration side effects)
-from agents.base import AGENTS, Agent, agent_class, register_agent
+Importing the package imports every module in it, so a new ``agents/<name>.py`` with a
+``@register_agent`` class is found without an import list (``docs/ADD_AN_AGENT.md``).
+"""
 
-__all__ = ["AGENTS", "Agent", "agent_class", "register_agent"]
+import importlib
+import pkgutil
+
+from agents.base import AGENTS, Agent, OffPolicyLearner, OnPolicyLearner, agent_class, register_agent
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["AGENTS", "Agent", "OffPolicyLearner", "OnPolicyLearner", "agent_class", "register_agent"]

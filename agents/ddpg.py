@@ -1,7 +1,8 @@
 """Deterministic twin-critic actor-critic: the DrQ-v2 / TCRL recipe ("DDPG" in rlaux).
 
-Networks: ``encoder`` (shared with the aux objectives) -> per-network trunk (identity for a
-state encoder's latent as TCRL; DrQ-v2's Linear + LayerNorm + Tanh for conv features) ->
+Networks: ``encoder`` (shared with the aux objectives) -> per-network trunk
+(:func:`rlaux.encoders.head_trunk`: identity for a state encoder's latent as TCRL, and for
+NatureCNN; DrQ-v2's Linear + LayerNorm + Tanh for DrQ conv features) ->
 a deterministic tanh actor and E twin critics (one batched ensemble); in both, the first
 hidden layer is Linear + LayerNorm + Tanh (``layernorm_tanh``; false gives plain TD3-style MLPs) and
 the others use ``activation`` (TCRL: ELU).
@@ -23,71 +24,70 @@ One update on a :class:`~rlaux.types.WindowBatch` (transition 0 of each window, 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from agents.base import register_agent
-from agents.networks import Critic, DeterministicActor, QEnsemble, clipped_noise_action, ema_, obs_trunk
-from agents.offpolicy import ActorCriticAgent, ConfigChecker, linear_schedule
-from rlaux.encoders import ACTIVATIONS
+from agents.config import ActorCriticConfig, AuxTrainConfig, EncoderConfig, FieldRules
+from agents.networks import Critic, DeterministicActor, QEnsemble, clipped_noise_action
+from agents.offpolicy import ActorCriticAgent, linear_schedule
+from rlaux.encoders import head_trunk
 from rlaux.types import WindowBatch
 
 
-def check_ddpg_config(cfg: Any) -> None:
-    """DDPG-specific keys (the shared ones are checked by :func:`agents.offpolicy.check_common_config`)."""
-    check = ConfigChecker(cfg)
-    check("tau", lambda v: 0.0 < float(v) <= 1.0, "in (0, 1]")
-    check("std_init", lambda v: float(v) >= 0, ">= 0")
-    check("std_final", lambda v: float(v) >= 0, ">= 0")
-    check("std_steps", lambda v: int(v) == v and v >= 0, "an integer >= 0")
-    check("std_clip", lambda v: float(v) > 0, "> 0")
-    check("num_critics", lambda v: int(v) == v and v >= 1, "an integer >= 1")
-    check("hidden", lambda v: len(v) >= 1 and all(int(w) >= 1 for w in v), "a non-empty list of integers >= 1")
-    check("activation", lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
-    check("trunk_dim", lambda v: int(v) >= 1, "an integer >= 1")
-    check("layernorm_tanh", lambda v: v in (True, False), "true or false")
+@dataclass
+class DDPGConfig(ActorCriticConfig):
+    """``agent=ddpg`` (preset, with the TCRL/DrQ-v2 sources of each default: ``configs/agent/ddpg.yaml``;
+    the shared keys: :class:`ActorCriticConfig`)."""
+
+    name: str = "ddpg"
+    batch_size: int = 512
+    update_every: int = 2
+    nstep: int = 3
+    hidden: list[int] = field(default_factory=lambda: [512, 512])
+    activation: str = "elu"  #: activation of the later hidden layers (the first: see layernorm_tanh)
+    layernorm_tanh: bool = True  #: first actor/critic hidden layer Linear+LayerNorm+Tanh (false: Linear+activation)
+    std_init: float = 1.0  #: exploration std: linear(std_init, std_final, std_steps), by agent step
+    std_final: float = 0.1  #: exploration std from std_steps on
+    std_steps: int = 25000  #: agent steps of the linear std decay
+    std_clip: float = 0.3  #: noise clip of target smoothing and the actor loss
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(latent_dim=50, hidden=[512, 512],
+                                                                         activation="elu"))
+    aux: AuxTrainConfig = field(default_factory=lambda: AuxTrainConfig(weight_decay=1e-6))
+
+    def validate(self, rules: FieldRules) -> None:
+        super().validate(rules)
+        rules.flag("layernorm_tanh")
+        rules.number("std_init", 0.0)
+        rules.number("std_final", 0.0)
+        rules.integer("std_steps", 0)
+        rules.number("std_clip", 0.0, low_open=True)
 
 
 @register_agent
 class DDPGAgent(ActorCriticAgent):
-    """DrQ-v2/TCRL deterministic actor-critic with n-step twin critics and scheduled noise.
-
-    Args:
-        cfg: the ``agent`` config node (``configs/agent/ddpg.yaml``).
-        obs_space, action_space: one env's spaces (actions: Box in [-1, 1]).
-        aux_cfg: the ``aux`` config node ({objective name: options}); None/empty for none.
-        device: where the networks live.
-    """
+    """DrQ-v2/TCRL deterministic actor-critic with n-step twin critics and scheduled noise
+    (arguments: :class:`agents.base.Agent`; actions: Box in [-1, 1])."""
 
     name = "ddpg"
+    config_class = DDPGConfig
+    cfg: DDPGConfig
     discrete_actions = False
 
-    def __init__(self, cfg: Any, obs_space: gym.Space, action_space: gym.Space, aux_cfg: Any, device: torch.device) -> None:
-        self.check_action_space(action_space)
-        check_ddpg_config(cfg)
-        super().__init__(cfg, obs_space, action_space, aux_cfg, device)
-        act_dim = int(np.prod(action_space.shape))
-        hidden = [int(w) for w in cfg.hidden]
-        activation = str(cfg.activation)
-
-        actor_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
-        layernorm_tanh = bool(cfg.layernorm_tanh)
-        self.actor = DeterministicActor(actor_trunk, feat, act_dim, hidden, activation, layernorm_tanh)
-        critic_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
-        self.critic = Critic(critic_trunk, QEnsemble(feat, act_dim, hidden, int(cfg.num_critics), activation,
-                                                     first_layernorm_tanh=layernorm_tanh, init="orthogonal"))
-        self.tau = float(cfg.tau)
-        self.std_clip = float(cfg.std_clip)
-        self.finish_actor_critic(device, float(cfg.lr))
-        # plain attributes: DictConfig reads are slow, and these are read at every act/update
-        self._std_schedule = (float(cfg.std_init), float(cfg.std_final), int(cfg.std_steps))
+    def build_actor_critic(self) -> None:
+        cfg = self.cfg
+        act_dim = int(np.prod(self.action_space.shape))
+        actor_trunk, feat = head_trunk(self.encoder, cfg.trunk_dim)
+        self.actor = DeterministicActor(actor_trunk, feat, act_dim, cfg.hidden, cfg.activation, cfg.layernorm_tanh)
+        critic_trunk, feat = head_trunk(self.encoder, cfg.trunk_dim)
+        self.critic = Critic(critic_trunk, QEnsemble(feat, act_dim, cfg.hidden, cfg.num_critics, cfg.activation,
+                                                     first_layernorm_tanh=cfg.layernorm_tanh, init="orthogonal"))
 
     def stddev(self, step: int) -> float:
         """Exploration std at agent step ``step``: linear(std_init, std_final, std_steps)."""
-        return linear_schedule(*self._std_schedule, step)
+        return linear_schedule(self.cfg.std_init, self.cfg.std_final, self.cfg.std_steps, step)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int, eval_mode: bool = False) -> torch.Tensor:
@@ -108,21 +108,19 @@ class DDPGAgent(ActorCriticAgent):
         z = self.rl_features(obs)
         with torch.no_grad():
             z_next = self.encoder(next_obs)
-            next_action = clipped_noise_action(self.actor(z_next), std, self.std_clip)
+            next_action = clipped_noise_action(self.actor(z_next), std, self.cfg.std_clip)
             q_next = self.critic_target(z_next, next_action).min(dim=0).values
             target = batch.nstep_reward + batch.nstep_discount * q_next
         q = self.critic(z, action)
         critic_loss = (q - target).pow(2).mean(dim=1).sum()
-        loss = self.add_aux_loss(critic_loss, batch, metrics)
-        grad_norm = self.step_optimizer(self.critic_opt, loss, self.critic_params)
-        if self.aux.joint:
-            self.aux.update_targets(self.encoder)
+        grad_norm, aux_metrics = self.optimizer_step(self.critic_opt, critic_loss, self.critic_params, batch)
+        metrics.update(aux_metrics)
 
         z_actor = z.detach()
-        pi_action = clipped_noise_action(self.actor(z_actor), std, self.std_clip)
+        pi_action = clipped_noise_action(self.actor(z_actor), std, self.cfg.std_clip)
         actor_loss = -self.critic(z_actor, pi_action, frozen=True).min(dim=0).values.mean()
-        self.step_optimizer(self.actor_opt, actor_loss, self.actor_params)
-        ema_(*self._ema_pairs, self.tau)
+        self.optimizer_step(self.actor_opt, actor_loss, self.actor_params)
+        self.update_critic_target()
 
         metrics.update({
             "critic_loss": critic_loss.detach(),

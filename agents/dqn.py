@@ -21,57 +21,77 @@ Huber (smooth L1, as SB3/Dopamine) or MSE between ``Q(o_t, a_t)`` and ``y``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
-import gymnasium as gym
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from agents.base import register_agent
-from agents.networks import ema_, frozen_copy
-from agents.offpolicy import ConfigChecker, OffPolicyAgent, linear_schedule, make_adam, unique_params
-from rlaux.encoders import ACTIVATIONS, FlatEncoder, MLPEncoder, NatureCNN, mlp, orthogonal_init
+from agents.config import AuxTrainConfig, EncoderConfig, FieldRules, OffPolicyConfig
+from agents.offpolicy import OffPolicyAgent, linear_schedule, unique_params
+from rlaux.encoders import head_trunk, mlp
+from rlaux.objectives.targets import ema_update, frozen_copy
+from rlaux.optim import make_adam
 from rlaux.types import WindowBatch
 
+DQN_LOSSES = ("huber", "mse")
 
-def check_dqn_config(cfg: Any) -> None:
-    """DQN-specific keys (the shared ones are checked by :func:`agents.offpolicy.check_common_config`)."""
-    check = ConfigChecker(cfg)
-    check("tau", lambda v: 0.0 < float(v) <= 1.0, "in (0, 1]")
-    check("target_update_every", lambda v: int(v) == v and v >= 1, "an integer >= 1 (updates)")
-    check("double_q", lambda v: v in (True, False), "true or false")
-    check("dueling", lambda v: v in (True, False), "true or false")
-    check("loss", lambda v: v in ("huber", "mse"), "'huber' or 'mse'")
-    check("eps_start", lambda v: 0.0 <= float(v) <= 1.0, "in [0, 1]")
-    check("eps_end", lambda v: 0.0 <= float(v) <= 1.0, "in [0, 1]")
-    check("eps_steps", lambda v: int(v) == v and v >= 0, "an integer >= 0")
-    check("eval_epsilon", lambda v: 0.0 <= float(v) <= 1.0, "in [0, 1]")
-    check("head_hidden", lambda v: all(int(w) >= 1 for w in v), "a list of integers >= 1")
-    check("trunk_dim", lambda v: int(v) >= 1, "an integer >= 1")
+
+@dataclass
+class DQNConfig(OffPolicyConfig):
+    """``agent=dqn`` (preset, with the RL Zoo and Atari values: ``configs/agent/dqn.yaml``;
+    the shared keys: :class:`OffPolicyConfig`)."""
+
+    name: str = "dqn"
+    batch_size: int = 64
+    buffer_size: int = 100_000
+    learning_starts: int = 1000
+    update_every: int = 256
+    num_updates: int = 128
+    nstep: int = 3
+    lr: float = 1e-3
+    tau: float = 1.0  #: 1: hard target copy; < 1: soft update (lerp) at each target sync
+    target_update_every: int = 128  #: updates between target syncs
+    double_q: bool = True  #: double DQN target: argmax by the online net, value by the target net
+    dueling: bool = False  #: V + A - mean(A) head
+    loss: str = "huber"  #: huber (smooth L1) | mse
+    max_grad_norm: float = 10.0
+    eps_start: float = 1.0  #: epsilon: linear(eps_start, eps_end, eps_steps) by agent step
+    eps_end: float = 0.04
+    eps_steps: int = 8000
+    eval_epsilon: float = 0.0  #: epsilon of evaluation episodes
+    head_hidden: list[int] = field(default_factory=list)  #: Q head hidden widths after the trunk
+    augment: bool | str = False
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(latent_dim=256, hidden=[256],
+                                                                         activation="relu"))
+    aux: AuxTrainConfig = field(default_factory=AuxTrainConfig)
+
+    def validate(self, rules: FieldRules) -> None:
+        super().validate(rules)
+        rules.integer("target_update_every", 1, note=" (updates)")
+        rules.flag("double_q")
+        rules.flag("dueling")
+        rules.choice("loss", DQN_LOSSES)
+        for name in ("eps_start", "eps_end", "eval_epsilon"):
+            rules.number(name, 0.0, 1.0)
+        rules.integer("eps_steps", 0)
+        rules.widths("head_hidden")
 
 
 class QHead(nn.Module):
-    """Encoder features [B, F] -> Q-values [B, n_actions] (see the module docstring)."""
+    """Encoder features [B, F] -> ``trunk`` -> Q-values [B, n_actions] (see the module docstring)."""
 
-    def __init__(self, encoder: nn.Module, n_actions: int, hidden: Sequence[int], activation: str,
-                 dueling: bool, trunk_dim: int) -> None:
+    def __init__(self, trunk: nn.Module, feature_dim: int, n_actions: int, hidden: Sequence[int], activation: str,
+                 dueling: bool) -> None:
         super().__init__()
-        feat = int(encoder.out_dim)
-        if isinstance(encoder, MLPEncoder):
-            self.trunk: nn.Module = ACTIVATIONS[activation]()
-        elif isinstance(encoder, (NatureCNN, FlatEncoder)):  # already non-linear / the raw state
-            self.trunk = nn.Identity()
-        else:
-            self.trunk = nn.Sequential(nn.Linear(feat, trunk_dim), nn.LayerNorm(trunk_dim), nn.Tanh())
-            orthogonal_init(self.trunk)
-            feat = trunk_dim
+        self.trunk = trunk
         self.dueling = dueling
         if dueling:
-            self.value = mlp(feat, list(hidden), 1, activation)
-            self.advantage = mlp(feat, list(hidden), n_actions, activation)
+            self.value = mlp(feature_dim, list(hidden), 1, activation)
+            self.advantage = mlp(feature_dim, list(hidden), n_actions, activation)
         else:
-            self.q = mlp(feat, list(hidden), n_actions, activation)
+            self.q = mlp(feature_dim, list(hidden), n_actions, activation)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.trunk(z)
@@ -83,34 +103,29 @@ class QHead(nn.Module):
 
 @register_agent
 class DQNAgent(OffPolicyAgent):
-    """Double DQN with n-step returns, a target network and epsilon-greedy exploration.
-
-    Args:
-        cfg: the ``agent`` config node (``configs/agent/dqn.yaml``).
-        obs_space, action_space: one env's spaces (actions: Discrete).
-        aux_cfg: the ``aux`` config node ({objective name: options}); None/empty for none.
-        device: where the networks live.
-    """
+    """Double DQN with n-step returns, a target network and epsilon-greedy exploration
+    (arguments: :class:`agents.base.Agent`; actions: Discrete)."""
 
     name = "dqn"
+    config_class = DQNConfig
+    cfg: DQNConfig
     discrete_actions = True
 
-    def __init__(self, cfg: Any, obs_space: gym.Space, action_space: gym.Space, aux_cfg: Any, device: torch.device) -> None:
-        self.check_action_space(action_space)
-        check_dqn_config(cfg)
-        super().__init__(cfg, obs_space, action_space, aux_cfg, device)
-        self.n_actions = int(action_space.n)
-        self.head = QHead(self.encoder, self.n_actions, [int(w) for w in cfg.head_hidden],
-                          str(cfg.encoder.activation), bool(cfg.dueling), int(cfg.trunk_dim))
+    def build_networks(self) -> None:
+        cfg = self.cfg
+        self.n_actions = int(self.action_space.n)
+        trunk, feat = head_trunk(self.encoder, cfg.trunk_dim, latent_activation=cfg.encoder.activation)
+        self.head = QHead(trunk, feat, self.n_actions, cfg.head_hidden, cfg.encoder.activation, cfg.dueling)
         self.target_encoder = frozen_copy(self.encoder)
         self.target_head = frozen_copy(self.head)
-        self.tau = float(cfg.tau)
-        self.target_update_every = int(cfg.target_update_every)
         self.num_updates = 0  # checkpointed through get_extra_state (drives the target sync)
-        self.to(device)
 
+    def build_optimizers(self) -> None:
         self.q_params = unique_params(self.head.parameters(), self.encoder_params_for_rl())
-        self.q_opt = make_adam(self.q_params, float(cfg.lr))
+        self.q_opt = make_adam(self.q_params, self.cfg.lr)
+
+    def rl_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"q": self.q_opt}
 
     # ------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, int]:
@@ -119,16 +134,9 @@ class DQNAgent(OffPolicyAgent):
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.num_updates = int(state["num_updates"])
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        opts: dict[str, torch.optim.Optimizer] = {"q": self.q_opt}
-        if self.aux.optimizer is not None:
-            opts["aux"] = self.aux.optimizer
-        return opts
-
     def epsilon(self, step: int) -> float:
         """Exploration epsilon at agent step ``step``: linear(eps_start, eps_end, eps_steps)."""
-        cfg = self.cfg
-        return linear_schedule(float(cfg.eps_start), float(cfg.eps_end), int(cfg.eps_steps), step)
+        return linear_schedule(self.cfg.eps_start, self.cfg.eps_end, self.cfg.eps_steps, step)
 
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
         """Online Q-values [N, n_actions] (with gradient where the routing allows)."""
@@ -138,7 +146,7 @@ class DQNAgent(OffPolicyAgent):
     def act(self, obs: torch.Tensor, step: int, eval_mode: bool = False) -> torch.Tensor:
         """Epsilon-greedy int64 actions [N]: ``eval_epsilon`` in eval mode, else the schedule."""
         action = self.q_values(obs).argmax(dim=1)
-        eps = float(self.cfg.eval_epsilon) if eval_mode else self.epsilon(step)
+        eps = self.cfg.eval_epsilon if eval_mode else self.epsilon(step)
         if eps > 0:
             n = obs.shape[0]
             explore = torch.rand(n, device=action.device) < eps
@@ -169,15 +177,13 @@ class DQNAgent(OffPolicyAgent):
             q_loss = F.smooth_l1_loss(q, target)
         else:
             q_loss = F.mse_loss(q, target)
-        loss = self.add_aux_loss(q_loss, batch, metrics)
-        grad_norm = self.step_optimizer(self.q_opt, loss, self.q_params)
-        if self.aux.joint:
-            self.aux.update_targets(self.encoder)
+        grad_norm, aux_metrics = self.optimizer_step(self.q_opt, q_loss, self.q_params, batch)
+        metrics.update(aux_metrics)
 
         self.num_updates += 1
-        if self.num_updates % self.target_update_every == 0:
-            ema_([*self.target_encoder.parameters(), *self.target_head.parameters()],
-                 [*self.encoder.parameters(), *self.head.parameters()], self.tau)
+        if self.num_updates % self.cfg.target_update_every == 0:
+            ema_update(self.target_encoder, self.encoder, self.cfg.tau)
+            ema_update(self.target_head, self.head, self.cfg.tau)
 
         metrics.update({"q_loss": q_loss.detach(), "q": q.detach().mean(), "epsilon": torch.tensor(self.epsilon(step))})
         if grad_norm is not None:

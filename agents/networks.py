@@ -3,11 +3,12 @@
 * :class:`EnsembleLinear` / :class:`EnsembleMLP`: E independent MLPs evaluated as one batched
   matrix product per layer (weights ``[E, in, out]``, ``torch.baddbmm``), so twin critics cost
   one kernel per layer instead of two.
-* :class:`QEnsemble`: E critics ``Q_e(z, a)`` on ``concat(z, a)``, returning ``[E, B]``.
-* :func:`obs_trunk`: DrQ-v2's Linear + LayerNorm + Tanh projection of wide conv features
-  (identity for the low-dimensional latent of a state encoder).
+* :class:`QEnsemble`: E critics ``Q_e(z, a)`` on ``concat(z, a)``, returning ``[E, B]``;
+  :class:`Critic`: a trunk (:func:`rlaux.encoders.head_trunk`) followed by a ``QEnsemble``.
 * :class:`DeterministicActor` (ddpg) and :class:`SquashedGaussianActor` (sac).
-* :func:`ema_` / :func:`frozen_copy`: target networks, updated with ``torch._foreach`` ops.
+
+Target networks are :func:`rlaux.objectives.targets.frozen_copy` copies moved by
+:func:`rlaux.objectives.targets.ema_update`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlaux.encoders import FlatEncoder, MLPEncoder, hidden_activation, mlp, orthogonal_init
+from rlaux.encoders import hidden_activation, mlp, orthogonal_init, run_sequential
 
 LOG2 = math.log(2.0)
 LOG_2PI = math.log(2.0 * math.pi)
@@ -150,7 +151,7 @@ class QEnsemble(nn.Module):
 
 
 class Critic(nn.Module):
-    """``trunk`` (see :func:`obs_trunk`) followed by a :class:`QEnsemble`; returns ``[E, B]``.
+    """``trunk`` (see :func:`rlaux.encoders.head_trunk`) followed by a :class:`QEnsemble`; returns ``[E, B]``.
 
     ``frozen=True`` (actor losses): the trunk runs under ``no_grad`` (its input is detached
     features anyway) and the Q weights are detached, so only the action receives gradient.
@@ -170,28 +171,6 @@ class Critic(nn.Module):
         else:
             h = self.trunk(z)
         return self.q.forward(h, action, frozen)
-
-
-def run_sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``net(x)`` for an internal hook-free ``nn.Sequential``, calling each layer's ``forward``
-    directly (what ``Sequential.__call__`` does, minus the per-module call overhead)."""
-    for layer in net:
-        x = layer.forward(x)
-    return x
-
-
-def obs_trunk(encoder: nn.Module, trunk_dim: int) -> tuple[nn.Module, int]:
-    """The projection between encoder features and an actor/critic, and its output width.
-
-    State encoders (:class:`MLPEncoder`, :class:`FlatEncoder`) already give a small vector:
-    identity. Conv encoders give wide features: DrQ-v2's ``Linear(feat, trunk_dim) + LayerNorm + Tanh``.
-    """
-    feat = int(encoder.out_dim)
-    if isinstance(encoder, (MLPEncoder, FlatEncoder)):
-        return nn.Identity(), feat
-    trunk = nn.Sequential(nn.Linear(feat, trunk_dim), nn.LayerNorm(trunk_dim), nn.Tanh())
-    orthogonal_init(trunk)
-    return trunk, trunk_dim
 
 
 def ln_tanh_mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str) -> nn.Sequential:
@@ -279,21 +258,3 @@ class SquashedGaussianActor(nn.Module):
         per_dim = per_dim.add_(eps.square().mul_(-0.5))
         log_prob = per_dim.sum(-1) - self.action_dim * (0.5 * LOG_2PI + 2.0 * LOG2)
         return action, log_prob
-
-
-@torch.no_grad()
-def ema_(target: Sequence[torch.Tensor], online: Sequence[torch.Tensor], tau: float) -> None:
-    """target <- (1 - tau) * target + tau * online, in place (one fused foreach call)."""
-    if tau >= 1.0:
-        torch._foreach_copy_(list(target), list(online))
-    else:
-        torch._foreach_lerp_(list(target), list(online), tau)
-
-
-def frozen_copy(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` without gradients (a target network)."""
-    import copy
-
-    target = copy.deepcopy(module)
-    target.requires_grad_(False)
-    return target

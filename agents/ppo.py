@@ -1,8 +1,9 @@
 """PPO (Schulman et al. 2017) on rlaux's shared encoder, with auxiliary objectives.
 
-Network: ``encoder`` (shared with the aux objectives) -> ``torso`` -> actor head and critic
-head, each head an MLP of its own (``head_hidden``). For state observations the MLP
-encoder's linear latent goes through the activation (default: obs -> 64 tanh -> 64 tanh,
+Network: ``encoder`` (shared with the aux objectives) -> ``torso``
+(:func:`rlaux.encoders.head_trunk`) -> actor head and critic head, each head an MLP of its
+own (``head_hidden``). For state observations the MLP encoder's linear latent goes through
+the activation (default: obs -> 64 tanh -> 64 tanh,
 shared, then a 64-tanh hidden layer per head; sharing deeper and using linear heads made
 the value loss swamp the policy on CartPole); for the wide DrQ conv features the torso is
 DrQ-v2's Linear + LayerNorm + tanh to ``latent_dim``; NatureCNN features are used as they are.
@@ -19,14 +20,17 @@ Auxiliary objectives: every minibatch step also draws ``aux.batch_size`` windows
 rollout (``aux.updates_per_rollout=k`` instead spreads k aux steps evenly over the
 ``update_epochs x num_minibatches`` minibatch steps, as the SB3 bridge's ``gradient_steps``).
 ``aux.optimizer=joint`` adds the aux loss to the PPO loss; ``separate`` runs the suite's own
-optimiser step. With ``detach_encoder`` (default: the objectives' recipe) the
+optimiser step after the PPO step. With ``detach_rl`` (default: the objectives' recipe) the
 PPO loss sees encoder features computed without gradient, so only aux losses train it.
+A horizon longer than the rollout (``num_steps``) is allowed by the window mask contract
+(steps past the rollout end are masked out) but warned about: no window is complete.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import warnings
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
@@ -35,12 +39,91 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Agent, register_agent
+from agents.config import AgentConfig, AuxTrainConfig, EncoderConfig, FieldRules
+from agents.networks import LOG_2PI
 from rlaux.buffers.rollout import RolloutStorage, normalize_advantages
-from rlaux.encoders import ACTIVATIONS, DrQEncoder, MLPEncoder, make_encoder, mlp, orthogonal_init
-from rlaux.objectives import build_aux_suite
-from rlaux.optim import adam_step, make_adam, zero_grad
+from rlaux.config import invalid_value
+from rlaux.encoders import head_trunk, mlp, orthogonal_init
+from rlaux.optim import make_adam
 
-LOG_2PI = math.log(2.0 * math.pi)
+
+@dataclass
+class PPOAuxConfig(AuxTrainConfig):
+    """PPO's aux training options: those of :class:`AuxTrainConfig` plus where its windows come from."""
+
+    batch_size: int = 256  #: windows drawn from the rollout per aux step
+    updates_per_rollout: int | None = None  #: aux steps per rollout, spread over the minibatch steps; null: one each
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        FieldRules(self, "aux.").integer("batch_size", 1)
+
+
+@dataclass
+class PPOConfig(AgentConfig):
+    """``agent=ppo`` (preset, tuned for CartPole: ``configs/agent/ppo.yaml``).
+
+    ``num_steps`` (with ``num_envs``) is read by the on-policy loop and sizes the rollout.
+    """
+
+    name: str = "ppo"
+    num_envs: int = 8
+    num_steps: int = 64  #: loop setting: vector steps per rollout (rollout = num_steps x num_envs transitions)
+    lr: float = 1e-3  #: Adam learning rate (eps 1e-5)
+    anneal_lr: bool = True  #: linear decay of lr to 0 over anneal_steps agent steps
+    anneal_steps: int | None = None  #: length of the lr decay; needed with anneal_lr (the preset: ${steps}, the run's)
+    gamma: float = 0.98
+    gae_lambda: float = 0.8  #: GAE lambda
+    num_minibatches: int = 2  #: minibatches per epoch over the rollout
+    update_epochs: int = 10  #: passes over the rollout per update
+    norm_adv: bool = True  #: normalise advantages per minibatch (over valid transitions)
+    clip_coef: float = 0.2  #: surrogate clip (and value clip when clip_vloss)
+    clip_vloss: bool = True  #: clip the value loss around the rollout's values
+    ent_coef: float = 0.0  #: entropy bonus coefficient
+    vf_coef: float = 0.5  #: value loss coefficient
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None  #: early-stop the epochs once approx KL exceeds this (null: never)
+    init_log_std: float = 0.0  #: continuous actions: initial log std of the Gaussian policy
+    head_hidden: list[int] = field(default_factory=lambda: [64])  #: hidden widths of the actor and critic heads
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(latent_dim=64, hidden=[64],
+                                                                         activation="tanh"))
+    aux: PPOAuxConfig = field(default_factory=PPOAuxConfig)
+
+    def validate(self, rules: FieldRules) -> None:
+        super().validate(rules)
+        for name in ("num_steps", "num_minibatches", "update_epochs"):
+            rules.integer(name, 1)
+        rules.number("gamma", 0.0, 1.0)
+        rules.number("gae_lambda", 0.0, 1.0)
+        for name in ("anneal_lr", "norm_adv", "clip_vloss"):
+            rules.flag(name)
+        rules.number("clip_coef", 0.0, low_open=True)
+        rules.number("ent_coef", 0.0)
+        rules.number("vf_coef", 0.0)
+        rules.number("target_kl", 0.0, low_open=True, optional=True)
+        if self.anneal_lr:
+            rules.integer("anneal_steps", 1, note=" when anneal_lr is true (the preset's default: ${steps})")
+        rules.number("init_log_std")
+        rules.widths("head_hidden")
+        n_steps = self.update_epochs * self.num_minibatches
+        per_rollout = self.aux.updates_per_rollout
+        if per_rollout is not None and not (isinstance(per_rollout, int) and 1 <= per_rollout <= n_steps):
+            raise invalid_value("agent.aux.updates_per_rollout", per_rollout,
+                                "null (one aux step per minibatch step) or an integer from 1 to "
+                                f"update_epochs x num_minibatches = {n_steps}")
+
+    def check_run(self, steps: int, num_envs: int) -> list[str]:
+        self.check_rollout(num_envs)
+        return []
+
+    def check_rollout(self, num_envs: int) -> None:
+        """Raise :class:`ConfigError` when a rollout of ``num_steps x num_envs`` transitions
+        cannot be split into ``num_minibatches``."""
+        rollout = self.num_steps * num_envs
+        if self.num_minibatches > rollout:
+            raise invalid_value("agent.num_minibatches", self.num_minibatches,
+                                f"<= the rollout (agent.num_steps x num_envs = {self.num_steps} x {num_envs} = "
+                                f"{rollout} transitions)", "lower agent.num_minibatches or raise agent.num_steps")
 
 
 def _init_layer(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -57,122 +140,62 @@ def _head(in_dim: int, hidden: list[int], out_dim: int, activation: str, out_gai
     return net
 
 
-def validate_ppo_config(cfg: Any) -> None:
-    """Raise ``ValueError`` naming the first out-of-range key of a PPO config."""
-
-    def check(key: str, ok: bool, rule: str) -> None:
-        if not ok:
-            raise ValueError(f"agent.{key}={_get(cfg, key)!r} is invalid: must be {rule}")
-
-    check("num_envs", int(cfg.num_envs) >= 1, "an integer >= 1")
-    check("num_steps", int(cfg.num_steps) >= 1, "an integer >= 1")
-    check("lr", float(cfg.lr) > 0, "> 0")
-    check("gamma", 0.0 <= float(cfg.gamma) <= 1.0, "in [0, 1]")
-    check("gae_lambda", 0.0 <= float(cfg.gae_lambda) <= 1.0, "in [0, 1]")
-    check("num_minibatches", int(cfg.num_minibatches) >= 1, "an integer >= 1")
-    check("update_epochs", int(cfg.update_epochs) >= 1, "an integer >= 1")
-    check("clip_coef", float(cfg.clip_coef) > 0, "> 0")
-    check("ent_coef", float(cfg.ent_coef) >= 0, ">= 0")
-    check("vf_coef", float(cfg.vf_coef) >= 0, ">= 0")
-    check("max_grad_norm", float(cfg.max_grad_norm) >= 0, ">= 0 (0 disables clipping)")
-    check("target_kl", cfg.target_kl is None or float(cfg.target_kl) > 0, "null or > 0")
-    if cfg.anneal_lr:
-        check("anneal_steps", cfg.anneal_steps is not None and int(cfg.anneal_steps) >= 1,
-              "an integer >= 1 when anneal_lr is true (default: ${steps})")
-    check("init_log_std", math.isfinite(float(cfg.init_log_std)), "a finite number")
-    check("encoder.activation", cfg.encoder.activation in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
-    check("encoder.latent_dim", int(cfg.encoder.latent_dim) >= 1, "an integer >= 1")
-    check("aux.optimizer", cfg.aux.optimizer in ("separate", "joint"), "'separate' or 'joint'")
-    check("aux.lr", float(cfg.aux.lr) > 0, "> 0")
-    check("aux.batch_size", int(cfg.aux.batch_size) >= 1, "an integer >= 1")
-    n_steps = int(cfg.update_epochs) * int(cfg.num_minibatches)
-    per_rollout = cfg.aux.updates_per_rollout
-    check("aux.updates_per_rollout", per_rollout is None or (isinstance(per_rollout, int) and 1 <= per_rollout <= n_steps),
-          f"null (one aux step per minibatch step) or an integer from 1 to update_epochs x num_minibatches = {n_steps}")
-
-
-def _get(cfg: Any, dotted: str) -> Any:
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
 @register_agent
 class PPOAgent(Agent):
-    """Proximal Policy Optimisation with a shared encoder and auxiliary objectives.
-
-    Args:
-        cfg: the ``agent`` config node (``configs/agent/ppo.yaml``).
-        obs_space, action_space: one env's spaces (Discrete or 1-D Box in [-1, 1] actions).
-        aux_cfg: the ``aux`` config node ({objective name: options}); empty for none.
-        device: where the networks and the rollout storage live.
-    """
+    """Proximal Policy Optimisation with a shared encoder and auxiliary objectives
+    (arguments: :class:`agents.base.Agent`; Discrete or 1-D Box actions in [-1, 1]; the
+    networks and the rollout storage live on ``device``)."""
 
     name = "ppo"
+    config_class = PPOConfig
+    cfg: PPOConfig
     on_policy = True
+    aux_after_networks = True  # heads before the aux suite: the parameter-init order of seeded runs
 
-    def __init__(self, cfg: Any, obs_space: gym.Space, action_space: gym.Space, aux_cfg: Any, device: torch.device) -> None:
+    def __init__(self, cfg: object, obs_space: gym.Space, action_space: gym.Space, aux_cfg: object,
+                 device: torch.device) -> None:
         super().__init__(cfg, obs_space, action_space, aux_cfg, device)
-        validate_ppo_config(cfg)
-        self.check_action_space(action_space)
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        enc = cfg.encoder
-        activation = str(enc.activation)
+        horizon, num_steps = self.aux.horizon, self.cfg.num_steps
+        if self.aux and horizon > num_steps:
+            warnings.warn(f"aux horizon {horizon} is longer than the rollout (agent.num_steps={num_steps}): every "
+                          f"window is cut at the rollout end, so no window has all {horizon} steps (at most "
+                          f"{num_steps} are valid, the rest are masked out); raise agent.num_steps to >= {horizon} "
+                          "or lower the objective's horizon", UserWarning, stacklevel=2)
 
-        self.encoder = make_encoder(obs_space, str(enc.kind), int(enc.latent_dim), list(enc.hidden), activation)
-        self.check_encoder_for_aux(self.encoder, aux_cfg)
-        feat = self.encoder.out_dim
-        if isinstance(self.encoder, MLPEncoder):
-            self.torso: nn.Module = ACTIVATIONS[activation]()  # the MLP encoder's latent is linear
-            torso_dim = feat
-        elif isinstance(self.encoder, DrQEncoder):  # 39200 conv features: DrQ-v2's trunk
-            self.torso = nn.Sequential(nn.Linear(feat, int(enc.latent_dim)), nn.LayerNorm(int(enc.latent_dim)), nn.Tanh())
-            orthogonal_init(self.torso)
-            torso_dim = int(enc.latent_dim)
-        else:  # NatureCNN (already ReLU(512)), the raw state (encoder.kind=flat) or another compact encoder
-            self.torso = nn.Identity()
-            torso_dim = feat
-        heads_hidden = list(cfg.head_hidden)
-        self.actor = _head(torso_dim, heads_hidden, act_dim, activation, out_gain=0.01)
-        self.critic = _head(torso_dim, heads_hidden, 1, activation, out_gain=1.0)
+    def build_networks(self) -> None:
+        cfg = self.cfg
+        self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        act_dim = int(self.action_space.n) if self.discrete else int(np.prod(self.action_space.shape))
+        activation = cfg.encoder.activation
+        self.torso, torso_dim = head_trunk(self.encoder, cfg.encoder.latent_dim, latent_activation=activation)
+        self.actor = _head(torso_dim, cfg.head_hidden, act_dim, activation, out_gain=0.01)
+        self.critic = _head(torso_dim, cfg.head_hidden, 1, activation, out_gain=1.0)
         if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((act_dim,), float(cfg.init_log_std)))
+            self.log_std = nn.Parameter(torch.full((act_dim,), cfg.init_log_std))
 
-        self.aux = build_aux_suite(
-            aux_cfg, self.name, self.encoder, feat, obs_space, action_space,
-            optimizer=str(cfg.aux.optimizer), lr=float(cfg.aux.lr),
-            weight_decay=float(cfg.aux.weight_decay), grad_clip=float(cfg.aux.grad_clip),
-        )
-        self.detach_encoder = bool(cfg.detach_encoder) if cfg.detach_encoder is not None else self.aux.detach_rl
-
+    def build_optimizers(self) -> None:
+        """PPO's Adam: encoder, torso, heads, log std; the aux heads too in joint mode."""
         params = [p for name, p in self.named_parameters() if not name.startswith("aux.")]
         if self.aux.joint:
             params += list(self.aux.objectives.parameters())
         self.ppo_params = list(dict.fromkeys(params))
-        self.optimizer = make_adam(self.ppo_params, float(cfg.lr), eps=1e-5)
-        # read once: DictConfig lookups cost more than a small minibatch's arithmetic
-        self._loss_options = (bool(cfg.norm_adv), bool(cfg.clip_vloss), float(cfg.ent_coef), float(cfg.vf_coef))
-        self.to(device)
+        self.optimizer = make_adam(self.ppo_params, self.cfg.lr, eps=1e-5)
+
+    def rl_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"ppo": self.optimizer}
 
     @classmethod
-    def check_action_space(cls, action_space: gym.Space) -> None:
+    def action_space_problem(cls, action_space: gym.Space) -> str | None:
         if isinstance(action_space, gym.spaces.Discrete):
-            return
+            return None
         if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-            return
-        raise ValueError(f"agent=ppo needs a Discrete or 1-D Box action space, got {action_space}")
+            return None
+        return "a Discrete or 1-D Box action space"
 
     # ------------------------------------------------------------------ networks
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """Torso features for the actor and critic heads (encoder gradient per ``detach_encoder``)."""
-        if self.detach_encoder:
-            with torch.no_grad():
-                z = self.encoder(obs)
-        else:
-            z = self.encoder(obs)
-        return self.torso(z)
+        """Torso features for the actor and critic heads (encoder gradient per ``detach_rl``)."""
+        return self.torso(self.rl_features(obs))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(o) for a batch of observations -> [B]."""
@@ -231,20 +254,17 @@ class PPOAgent(Agent):
     # ------------------------------------------------------------------ learning
     def make_storage(self, num_envs: int) -> RolloutStorage:
         """A rollout storage of ``num_steps`` x ``num_envs`` on the agent's device."""
-        batch = int(self.cfg.num_steps) * num_envs
-        if int(self.cfg.num_minibatches) > batch:
-            raise ValueError(f"agent.num_minibatches={self.cfg.num_minibatches} exceeds the rollout size "
-                             f"num_steps x num_envs = {batch}")
+        self.cfg.check_rollout(num_envs)
         obs_dtype = torch.uint8 if self.obs_space.dtype == np.uint8 else torch.float32
         if self.discrete:
             action_shape, action_dtype = (), torch.int64
         else:
             action_shape, action_dtype = tuple(self.action_space.shape), torch.float32
-        return RolloutStorage(int(self.cfg.num_steps), num_envs, tuple(self.obs_space.shape), obs_dtype,
+        return RolloutStorage(self.cfg.num_steps, num_envs, tuple(self.obs_space.shape), obs_dtype,
                               action_shape, action_dtype, self.device)
 
     def _set_lr(self, step: int, rollout_size: int) -> torch.Tensor:
-        lr = float(self.cfg.lr)
+        lr = self.cfg.lr
         if self.cfg.anneal_lr:
             done_before = max(step - rollout_size, 0)  # steps taken before this rollout
             lr *= max(1.0 - done_before / float(self.cfg.anneal_steps), 0.0)
@@ -255,18 +275,17 @@ class PPOAgent(Agent):
     def update(self, storage: RolloutStorage, next_obs: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """GAE on the full rollout, then the PPO epochs; empties ``storage``. Returns 0-dim metrics."""
         cfg = self.cfg
-        gamma, clip = float(cfg.gamma), float(cfg.clip_coef)
+        gamma, clip = cfg.gamma, cfg.clip_coef
         with torch.no_grad():
             next_value = self.value(next_obs.to(self.device))
-        storage.finish(next_obs, next_value, gamma, float(cfg.gae_lambda))
+        storage.finish(next_obs, next_value, gamma, cfg.gae_lambda)
         data = storage.flat()
         batch = data["valid"].shape[0]
-        mb_size = batch // int(cfg.num_minibatches)
+        n_minibatches = cfg.num_minibatches
+        mb_size = batch // n_minibatches
         lr = self._set_lr(step, batch)
-        max_grad_norm, aux_batch = float(cfg.max_grad_norm), int(cfg.aux.batch_size)
-        n_minibatches = int(cfg.num_minibatches)
-        n_steps = int(cfg.update_epochs) * n_minibatches
-        aux_steps = n_steps if cfg.aux.updates_per_rollout is None else int(cfg.aux.updates_per_rollout)
+        n_steps = cfg.update_epochs * n_minibatches
+        aux_steps = n_steps if cfg.aux.updates_per_rollout is None else cfg.aux.updates_per_rollout
 
         sums: dict[str, torch.Tensor] = {}
         aux_sums: dict[str, torch.Tensor] = {}
@@ -277,33 +296,24 @@ class PPOAgent(Agent):
                 v = v.detach()
                 into[k] = into[k] + v if k in into else v
 
-        for _ in range(int(cfg.update_epochs)):
+        for _ in range(cfg.update_epochs):
             perm = torch.randperm(batch, device=self.device)
             for start in range(0, mb_size * n_minibatches, mb_size):
                 idx = perm[start:start + mb_size]
                 loss, metrics = self._ppo_loss({k: v[idx] for k, v in data.items()}, clip)
                 # aux_steps of the n_steps minibatch steps carry an aux step, spread evenly
                 with_aux = bool(self.aux) and (n_updates + 1) * aux_steps // n_steps > n_updates * aux_steps // n_steps
-                if with_aux:
-                    windows = storage.windows(aux_batch, self.aux.horizon, gamma)
-                    if self.aux.joint:
-                        aux_loss, aux_metrics = self.aux.loss(windows, self.encoder)
-                        loss = loss + aux_loss
-                zero_grad(self.optimizer)
-                loss.backward()
-                if max_grad_norm > 0:
-                    metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.ppo_params, max_grad_norm, foreach=True)
-                adam_step(self.optimizer)
-                if with_aux:
-                    if self.aux.joint:
-                        self.aux.update_targets(self.encoder)
-                    else:
-                        aux_metrics = self.aux.update(windows, self.encoder)
+                windows = storage.windows(cfg.aux.batch_size, self.aux.horizon, gamma) if with_aux else None
+                grad_norm, aux_metrics = self.optimizer_step(self.optimizer, loss, self.ppo_params, windows)
+                if grad_norm is not None:
+                    metrics["grad_norm"] = grad_norm
+                if windows is not None:
+                    aux_metrics.update(self.aux_step(windows))  # separate mode: after the PPO step
                     accumulate(aux_sums, aux_metrics)
                     n_aux += 1
                 accumulate(sums, metrics)
                 n_updates += 1
-            if cfg.target_kl is not None and float(metrics["approx_kl"]) > float(cfg.target_kl):
+            if cfg.target_kl is not None and float(metrics["approx_kl"]) > cfg.target_kl:
                 break  # one host sync per epoch, only when early stopping is asked for
 
         out = {k: v / n_updates for k, v in sums.items()}
@@ -318,7 +328,7 @@ class PPOAgent(Agent):
         var_err = (((err - err_mean) ** 2) * valid).sum() / n_valid
         out["explained_variance"] = torch.where(var_ret > 0, 1.0 - var_err / var_ret.clamp(min=1e-12), torch.zeros_like(var_ret))
         out["lr"] = lr
-        out["epochs"] = torch.tensor(float(n_updates) / int(cfg.num_minibatches))
+        out["epochs"] = torch.tensor(float(n_updates) / n_minibatches)
         if not self.discrete:
             out["log_std"] = self.log_std.detach().mean()
         storage.reset()
@@ -326,7 +336,8 @@ class PPOAgent(Agent):
 
     def _ppo_loss(self, mb: dict[str, torch.Tensor], clip: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Clipped surrogate + value + entropy loss on one minibatch, masked to valid steps."""
-        norm_adv, clip_vloss, ent_coef, vf_coef = self._loss_options
+        cfg = self.cfg
+        norm_adv, clip_vloss, ent_coef, vf_coef = cfg.norm_adv, cfg.clip_vloss, cfg.ent_coef, cfg.vf_coef
         valid = mb["valid"]
         n = valid.sum().clamp(min=1.0)
 
@@ -360,11 +371,3 @@ class PPOAgent(Agent):
         metrics = {"policy_loss": pg_loss, "value_loss": v_loss, "entropy": ent,
                    "approx_kl": approx_kl, "clipfrac": clipfrac}
         return loss, metrics
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """PPO's Adam (encoder, torso, heads, log std; aux heads too in joint mode) and the
-        aux suite's own optimiser in separate mode."""
-        opts: dict[str, torch.optim.Optimizer] = {"ppo": self.optimizer}
-        if self.aux.optimizer is not None:
-            opts["aux"] = self.aux.optimizer
-        return opts

@@ -1,7 +1,8 @@
 """Soft Actor-Critic (Haarnoja et al. 2018, with learned temperature) on rlaux's shared encoder.
 
-Networks: ``encoder`` (shared with the aux objectives) -> per-network trunk (identity for a
-state encoder's latent, DrQ-v2's Linear + LayerNorm + Tanh for conv features) -> a
+Networks: ``encoder`` (shared with the aux objectives) -> per-network trunk
+(:func:`rlaux.encoders.head_trunk`: identity for a state encoder's latent and for NatureCNN,
+DrQ-v2's Linear + LayerNorm + Tanh for DrQ conv features) -> a
 squashed-Gaussian actor and E twin critics evaluated as one batched ensemble
 (:class:`agents.networks.QEnsemble`). An EMA copy of the critic gives the targets.
 
@@ -20,72 +21,73 @@ One update on a :class:`~rlaux.types.WindowBatch` (transition 0 of each window, 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 from agents.base import register_agent
-from agents.networks import Critic, QEnsemble, SquashedGaussianActor, ema_, obs_trunk
-from agents.offpolicy import ActorCriticAgent, ConfigChecker
-from rlaux.encoders import ACTIVATIONS
+from agents.config import ActorCriticConfig, EncoderConfig, FieldRules
+from agents.networks import Critic, QEnsemble, SquashedGaussianActor
+from agents.offpolicy import ActorCriticAgent
+from rlaux.encoders import head_trunk
 from rlaux.types import WindowBatch
 
 
-def check_sac_config(cfg: Any) -> None:
-    """SAC-specific keys (the shared ones are checked by :func:`agents.offpolicy.check_common_config`)."""
-    check = ConfigChecker(cfg)
-    check("tau", lambda v: 0.0 < float(v) <= 1.0, "in (0, 1]")
-    check("alpha_lr", lambda v: float(v) > 0, "> 0")
-    check("alpha_init", lambda v: float(v) > 0, "> 0")
-    check("autotune_alpha", lambda v: v in (True, False), "true or false")
-    check("target_entropy", lambda v: v is None or math.isfinite(float(v)), "null (= -|A|) or a number")
-    check("num_critics", lambda v: int(v) == v and v >= 1, "an integer >= 1")
-    check("hidden", lambda v: len(v) >= 1 and all(int(w) >= 1 for w in v), "a non-empty list of integers >= 1")
-    check("activation", lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
-    check("trunk_dim", lambda v: int(v) >= 1, "an integer >= 1")
-    check("log_std_min", lambda v: float(v) < float(cfg.log_std_max), f"< log_std_max={cfg.log_std_max}")
+@dataclass
+class SACConfig(ActorCriticConfig):
+    """``agent=sac`` (preset: ``configs/agent/sac.yaml``; the shared keys: :class:`ActorCriticConfig`)."""
+
+    name: str = "sac"
+    alpha_lr: float = 3e-4  #: Adam learning rate of the temperature
+    autotune_alpha: bool = True  #: learn the temperature (false: fixed at alpha_init)
+    alpha_init: float = 1.0  #: initial temperature
+    target_entropy: float | None = None  #: entropy target of the temperature loss; null: -|A|
+    log_std_min: float = -5.0  #: the policy's log std is squashed into [log_std_min, log_std_max]
+    log_std_max: float = 2.0  #: upper end of the policy's log std
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(latent_dim=50, hidden=[], activation="elu"))
+
+    def validate(self, rules: FieldRules) -> None:
+        super().validate(rules)
+        rules.number("alpha_lr", 0.0, low_open=True)
+        rules.number("alpha_init", 0.0, low_open=True)
+        rules.flag("autotune_alpha")
+        rules.number("target_entropy", optional=True, note=" (null: -|A|)")
+        rules.number("log_std_max")
+        rules.number("log_std_min")
+        if not self.log_std_min < self.log_std_max:
+            raise rules.fail("log_std_min", f"< log_std_max={self.log_std_max}")
 
 
 @register_agent
 class SACAgent(ActorCriticAgent):
-    """SAC with a learned temperature, a shared encoder and auxiliary objectives.
-
-    Args:
-        cfg: the ``agent`` config node (``configs/agent/sac.yaml``).
-        obs_space, action_space: one env's spaces (actions: Box in [-1, 1]).
-        aux_cfg: the ``aux`` config node ({objective name: options}); None/empty for none.
-        device: where the networks live.
-    """
+    """SAC with a learned temperature, a shared encoder and auxiliary objectives
+    (arguments: :class:`agents.base.Agent`; actions: Box in [-1, 1])."""
 
     name = "sac"
+    config_class = SACConfig
+    cfg: SACConfig
     discrete_actions = False
 
-    def __init__(self, cfg: Any, obs_space: gym.Space, action_space: gym.Space, aux_cfg: Any, device: torch.device) -> None:
-        self.check_action_space(action_space)
-        check_sac_config(cfg)
-        super().__init__(cfg, obs_space, action_space, aux_cfg, device)
-        act_dim = int(np.prod(action_space.shape))
-        hidden = [int(w) for w in cfg.hidden]
-        activation = str(cfg.activation)
-
-        actor_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
-        self.actor = SquashedGaussianActor(actor_trunk, feat, act_dim, hidden, activation,
-                                           float(cfg.log_std_min), float(cfg.log_std_max))
-        critic_trunk, feat = obs_trunk(self.encoder, int(cfg.trunk_dim))
-        self.critic = Critic(critic_trunk, QEnsemble(feat, act_dim, hidden, int(cfg.num_critics), activation, init="default"))
-        log_alpha = torch.tensor(math.log(float(cfg.alpha_init)))
+    def build_actor_critic(self) -> None:
+        cfg = self.cfg
+        act_dim = int(np.prod(self.action_space.shape))
+        actor_trunk, feat = head_trunk(self.encoder, cfg.trunk_dim)
+        self.actor = SquashedGaussianActor(actor_trunk, feat, act_dim, cfg.hidden, cfg.activation,
+                                           cfg.log_std_min, cfg.log_std_max)
+        critic_trunk, feat = head_trunk(self.encoder, cfg.trunk_dim)
+        self.critic = Critic(critic_trunk, QEnsemble(feat, act_dim, cfg.hidden, cfg.num_critics, cfg.activation,
+                                                     init="default"))
+        log_alpha = torch.tensor(math.log(cfg.alpha_init))
         if cfg.autotune_alpha:
             self.log_alpha = nn.Parameter(log_alpha)
         else:
             self.register_buffer("log_alpha", log_alpha)
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
-        self.tau = float(cfg.tau)
-        alpha_group = [{"params": [self.log_alpha], "lr": float(cfg.alpha_lr)}] if cfg.autotune_alpha else []
-        self.finish_actor_critic(device, float(cfg.lr), alpha_group)
-        self.autotune_alpha = bool(cfg.autotune_alpha)  # plain attribute: DictConfig reads are slow per update
+
+    def extra_actor_groups(self) -> list[dict[str, object]]:
+        return [{"params": [self.log_alpha], "lr": self.cfg.alpha_lr}] if self.cfg.autotune_alpha else []
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, step: int, eval_mode: bool = False) -> torch.Tensor:
@@ -110,19 +112,17 @@ class SACAgent(ActorCriticAgent):
             target = batch.nstep_reward + batch.nstep_discount * (q_next - alpha * next_log_prob)
         q = self.critic(z, action)
         critic_loss = (q - target).pow(2).mean(dim=1).sum()
-        loss = self.add_aux_loss(critic_loss, batch, metrics)
-        grad_norm = self.step_optimizer(self.critic_opt, loss, self.critic_params)
-        if self.aux.joint:
-            self.aux.update_targets(self.encoder)
+        grad_norm, aux_metrics = self.optimizer_step(self.critic_opt, critic_loss, self.critic_params, batch)
+        metrics.update(aux_metrics)
 
         z_actor = z.detach()
         pi_action, log_prob = self.actor(z_actor)
         q_pi = self.critic(z_actor, pi_action, frozen=True).min(dim=0).values
         actor_loss = (alpha * log_prob - q_pi).mean()
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self.step_optimizer(self.actor_opt, actor_loss + alpha_loss if self.autotune_alpha else actor_loss,
+        self.optimizer_step(self.actor_opt, actor_loss + alpha_loss if self.cfg.autotune_alpha else actor_loss,
                             self.actor_params)
-        ema_(*self._ema_pairs, self.tau)
+        self.update_critic_target()
 
         metrics.update({
             "critic_loss": critic_loss.detach(),

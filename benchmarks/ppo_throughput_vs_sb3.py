@@ -50,6 +50,7 @@ class RlauxPPO:
 
     def __init__(self, aux: str | None, aux_overrides: list[str], run_dir: Path, threads: int) -> None:
         from rlaux.config import compose
+        from rlaux.training.on_policy import OnPolicyLoop
         from rlaux.training.run import TrainingRun
 
         overrides = ["agent=ppo", "env=cheetah-run", "seed=1", "steps=0", "logger=csv", "progress=false",
@@ -61,13 +62,14 @@ class RlauxPPO:
         cfg.steps = 1  # TrainingRun validates steps >= 1; raised before each chunk
         self.run = TrainingRun(cfg, run_dir)
         self.run.start_logger()
+        self.loop = OnPolicyLoop(self.run)
+        self.run.attach(self.loop)
 
     def learn(self, steps: int) -> int:
-        from rlaux.training.on_policy import train_on_policy
-
+        """Continue the same env stream for ``steps`` more agent steps."""
         start = self.run.step
         self.run.cfg.steps = start + steps
-        train_on_policy(self.run, False)
+        self.loop.train(False)
         return self.run.step - start
 
 

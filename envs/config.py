@@ -15,7 +15,8 @@ class EnvConfig:
         kind: "dmc", "atari" or "gym"; filled in from ``name``.
         obs: "state" or "pixels" (DMC). Atari is always pixels, Gymnasium ids state.
         num_envs: number of vectorised envs; None = the agent's default.
-        vectorization: "sync" (one process) or "async" (a subprocess per env).
+        vectorization: "sync" (one process), "async" (a subprocess per env) or "ale" (Atari
+            only: ale-py's C++ vector env; a resumed run starts new games; see envs/ale_vector.py).
         action_repeat: simulator steps per agent step; None = 2 for DMC (TCRL/TD-MPC2/DrQ-v2),
             4 for Atari (the frame skip), 1 for Gymnasium ids. Env frames = agent steps x this.
         frame_stack: frames stacked along channels; None = 3 for DMC pixels, 4 for Atari, 1 else.

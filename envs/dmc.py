@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from envs.rendering import import_dm_suite, select_gl_backend
+
+#: MuJoCo >= 3.3 deprecates ``<compiler settotalmass=...>``, which dm_control's own cheetah model
+#: uses; dm_control logs MuJoCo's warning through absl at every model compile (every env).
+SETTOTALMASS_DEPRECATION = "compiler attribute 'settotalmass' is deprecated"
+
+
+class DropSetTotalMassDeprecation(logging.Filter):
+    """Drop the ``settotalmass`` deprecation records of the ``absl`` logger; pass all others."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(SETTOTALMASS_DEPRECATION)
+
+
+def _silence_settotalmass_deprecation() -> None:
+    """Install :class:`DropSetTotalMassDeprecation` on the ``absl`` logger (once)."""
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, DropSetTotalMassDeprecation) for f in absl_logger.filters):
+        absl_logger.addFilter(DropSetTotalMassDeprecation())
+
+
+_silence_settotalmass_deprecation()
 
 #: Model arrays a snapshot leaves out: textures, meshes, skins, flexes, their bounding-volume
 #: trees and names. They are large and no suite task changes them between episodes.

@@ -13,6 +13,12 @@ from envs.wrappers import ConcatFrames, SeedOnFirstReset
 MODES = ("train", "eval")
 
 
+def check_mode(mode: str) -> None:
+    """Raise ValueError unless ``mode`` is one of :data:`MODES`."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is invalid; choose one of {list(MODES)}")
+
+
 def _stack(env: gym.Env, frame_stack: int, pixels: bool) -> gym.Env:
     """Stack ``frame_stack`` observations, concatenated along the first (channel) axis."""
     if frame_stack == 1 and not pixels:
@@ -20,7 +26,9 @@ def _stack(env: gym.Env, frame_stack: int, pixels: bool) -> gym.Env:
     return ConcatFrames(gym.wrappers.FrameStackObservation(env, frame_stack))
 
 
-def _make_dmc(cfg: EnvConfig, seed: int) -> gym.Env:
+def make_dmc_env(cfg: EnvConfig, seed: int | None, render_mode: str | None = None) -> gym.Env:
+    """A resolved DMC config's env: the task (its random state from ``seed``; None: from the
+    first ``reset(seed=...)``), [TimeLimit], episode statistics, frame stacking (pixels)."""
     from envs.dmc import DMCEnv
     from envs.registry import parse_dmc_name
 
@@ -33,6 +41,7 @@ def _make_dmc(cfg: EnvConfig, seed: int) -> gym.Env:
         action_repeat=cfg.action_repeat,
         image_size=cfg.image_size,
         camera=cfg.camera,
+        render_mode=render_mode,
     )
     if cfg.max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
@@ -58,11 +67,10 @@ def make_env(cfg: Any, seed: int, mode: str = "train") -> gym.Env:
     Every env reports ``info["episode"] = {"r", "l", "t"}`` at the end of an episode: the raw
     return (before reward clipping; the whole game's for Atari) and the length in agent steps.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is invalid; choose one of {list(MODES)}")
+    check_mode(mode)
     cfg = resolve_env_config(cfg)
     if cfg.kind == "dmc":
-        env = _make_dmc(cfg, seed)
+        env = make_dmc_env(cfg, seed)
     elif cfg.kind == "atari":
         from envs.atari import make_atari_env
 

@@ -6,6 +6,8 @@ Naming:
       (TD-MPC2 spelling), and all-hyphen spellings (``cartpole-swingup-sparse``,
       ``ball-in-cup-catch``) where unambiguous.
     * Atari: any id registered by ale-py (``ALE/Pong-v5``).
+    * rlaux's Gymnasium ids of the DMC tasks (``rlaux/cheetah-run-v0``,
+      ``rlaux/cheetah-run-pixels-v0``; :mod:`envs.registration`) are DMC names too.
     * Anything else registered with Gymnasium (``CartPole-v1``), including Gymnasium's
       ``module:EnvId`` form for your own envs: ``my_package.envs:MyEnv-v0`` imports
       ``my_package.envs`` (which registers ``MyEnv-v0``) first.
@@ -18,8 +20,12 @@ from __future__ import annotations
 import difflib
 import functools
 
+from envs.registration import ENTRY_POINT, parse_gym_id, registered_ids
+from rlaux.errors import UserError
+
 VALID_FORMS = (
-    "any DeepMind Control task as domain-task, e.g. dog-run, cheetah-run, finger-turn_hard; "
+    "any DeepMind Control task as domain-task, e.g. dog-run, cheetah-run, finger-turn_hard "
+    "(or its Gymnasium id rlaux/cheetah-run-v0, rlaux/cheetah-run-pixels-v0); "
     "Atari as ALE/<Game>-v5, e.g. ALE/Pong-v5; or any Gymnasium id, e.g. CartPole-v1, Pendulum-v1"
 )
 
@@ -27,7 +33,7 @@ VALID_FORMS = (
 DMC_DOMAIN_ALIASES = {"ball_in_cup": "cup", "point_mass": "pointmass"}
 
 
-class UnknownEnvError(ValueError):
+class UnknownEnvError(UserError, ValueError):
     """Raised for an environment name that is neither a DMC task, an Atari id nor a Gymnasium id."""
 
 
@@ -53,7 +59,7 @@ def _dmc_tables() -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
 
 @functools.lru_cache(maxsize=1)
 def _gym_tables() -> tuple[frozenset[str], frozenset[str]]:
-    """(ALE ids, other Gymnasium ids)."""
+    """(ALE ids, other Gymnasium ids); rlaux's own DMC ids are in neither."""
     import ale_py
     import gymnasium as gym
 
@@ -61,12 +67,17 @@ def _gym_tables() -> tuple[frozenset[str], frozenset[str]]:
     atari, other = set(), set()
     for env_id, spec in gym.registry.items():
         entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
-        (atari if entry.startswith("ale_py") else other).add(env_id)
+        if entry != ENTRY_POINT:
+            (atari if entry.startswith("ale_py") else other).add(env_id)
     return frozenset(atari), frozenset(other)
 
 
 def parse_dmc_name(name: str) -> tuple[str, str]:
-    """``"dog-run"`` -> ``("dog", "run")``; accepts the aliases above. Raises UnknownEnvError."""
+    """``"dog-run"`` -> ``("dog", "run")``; accepts the aliases and ``rlaux/...`` ids above.
+    Raises UnknownEnvError."""
+    registered = parse_gym_id(name)
+    if registered is not None:
+        name = registered[0]
     table, _ = _dmc_tables()
     if name not in table:
         raise _unknown(name)
@@ -74,10 +85,11 @@ def parse_dmc_name(name: str) -> tuple[str, str]:
 
 
 def list_env_names() -> list[str]:
-    """Every valid name: DMC ``domain-task`` (plus cup/pointmass aliases), ALE ids, Gymnasium ids."""
+    """Every valid name: DMC ``domain-task`` (plus cup/pointmass aliases), rlaux's DMC ids,
+    ALE ids, Gymnasium ids."""
     _, dmc = _dmc_tables()
     atari, other = _gym_tables()
-    return list(dmc) + sorted(atari) + sorted(other)
+    return list(dmc) + registered_ids() + sorted(atari) + sorted(other)
 
 
 def env_kind(name: str) -> str:
@@ -86,6 +98,8 @@ def env_kind(name: str) -> str:
         raise _unknown(name)
     if ":" in name:
         return _module_env_kind(name)
+    if parse_gym_id(name) is not None:
+        return "dmc"
     atari, other = _gym_tables()
     if name in atari:
         return "atari"
@@ -121,7 +135,7 @@ def _module_env_kind(name: str) -> str:
 def _unknown(name: object) -> UnknownEnvError:
     table, listed = _dmc_tables()
     atari, other = _gym_tables()
-    pool = sorted(set(listed) | set(table) | atari | other)
+    pool = sorted(set(listed) | set(table) | set(registered_ids()) | atari | other)
     close = difflib.get_close_matches(str(name), pool, n=5, cutoff=0.6)
     # also compare case-insensitively (e.g. "cartpole-v1" -> "CartPole-v1")
     lower = {p.lower(): p for p in pool}

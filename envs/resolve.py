@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from envs.config import EnvConfig
+from envs.registration import parse_gym_id
 from envs.registry import env_kind, parse_dmc_name
 
 OBS_CHOICES = ("state", "pixels")
-VECTORIZATION_CHOICES = ("sync", "async")
+VECTORIZATION_CHOICES = ("sync", "async", "ale")
 PROTOCOL_CHOICES = ("v5", "100k")
 DEFAULT_ACTION_REPEAT = {"dmc": 2, "atari": 4, "gym": 1}
 
@@ -51,11 +52,18 @@ def _check_int(field: str, value: Any, minimum: int = 1, optional: bool = False)
 def resolve_env_config(cfg: Any) -> EnvConfig:
     """Return a validated copy of ``cfg`` with ``kind`` set and every None default resolved.
 
+    A registered id (``rlaux/cheetah-run-v0``, ``rlaux/cheetah-run-pixels-v0``) becomes its DMC
+    name (``cheetah-run``), and a ``-pixels`` id sets ``obs="pixels"``.
     Defaults: action_repeat 2 (DMC) / 4 (Atari frame skip) / 1 (Gymnasium); frame_stack 3 (DMC
     pixels) / 4 (Atari) / 1 otherwise; camera 2 for quadruped, else 0. Atari observations are
     always pixels. Raises ValueError (UnknownEnvError for names) naming the bad field and value.
     """
     cfg = to_env_config(cfg)
+    registered = parse_gym_id(cfg.name) if isinstance(cfg.name, str) else None
+    if registered is not None:
+        cfg.name = registered[0]
+        if registered[1] == "pixels":
+            cfg.obs = "pixels"
     kind = env_kind(cfg.name)
     cfg.kind = kind
     _check_choice("obs", cfg.obs, OBS_CHOICES)
@@ -67,6 +75,13 @@ def resolve_env_config(cfg: Any) -> EnvConfig:
             f"pixels); {cfg.name!r} is a Gymnasium id: use env.obs='state'"
         )
     _check_choice("vectorization", cfg.vectorization, VECTORIZATION_CHOICES)
+    if cfg.vectorization == "ale" and kind != "atari":
+        others = [v for v in VECTORIZATION_CHOICES if v != "ale"]
+        raise ValueError(f"env.vectorization='ale' is only for Atari (ALE/<Game>-v5); {cfg.name!r} is not Atari: "
+                         f"choose one of {others}")
+    if cfg.vectorization == "ale" and cfg.max_episode_steps is not None:
+        raise ValueError("env.max_episode_steps is not supported with env.vectorization='ale' "
+                         "(ale-py caps games at 108k frames); use env.vectorization='sync'")
     _check_choice("protocol", cfg.protocol, PROTOCOL_CHOICES)
     _check_int("num_envs", cfg.num_envs, optional=True)
     _check_int("action_repeat", cfg.action_repeat, optional=True)

@@ -1,4 +1,4 @@
-"""Vectorised environments (sync or async) with NEXT_STEP autoreset."""
+"""Vectorised environments (sync, async, or ale-py's C++ vector env for Atari) with NEXT_STEP autoreset."""
 
 from __future__ import annotations
 
@@ -18,6 +18,23 @@ from envs.resolve import resolve_env_config
 ASYNC_CONTEXT = "spawn"
 
 
+#: Vectorizations whose env state is not in this process, so a checkpoint cannot hold it.
+UNSAVED_STATE = {
+    "async": "the envs live in subprocesses",
+    "ale": "ale-py's C++ emulators cannot be saved",
+}
+
+
+def resume_warning(cfg: Any) -> str | None:
+    """The one-line warning for resuming a run whose envs cannot be restored exactly (None if they can)."""
+    cfg = resolve_env_config(cfg)
+    reason = UNSAVED_STATE.get(cfg.vectorization)
+    if reason is None:
+        return None
+    return (f"env.vectorization={cfg.vectorization}: {reason}; the resumed run starts new episodes "
+            "from a fresh reset (use env.vectorization=sync for an exact resume)")
+
+
 @dataclass(frozen=True)
 class EnvFactory:
     """Picklable zero-argument env constructor (for AsyncVectorEnv subprocesses)."""
@@ -31,7 +48,10 @@ class EnvFactory:
 
 
 def make_vector_env(cfg: Any, num_envs: int, seed: int, mode: str = "train") -> gym.vector.VectorEnv:
-    """``num_envs`` copies of ``make_env(cfg, seed + i, mode)`` in a Sync or Async vector env.
+    """``num_envs`` copies of ``make_env(cfg, seed + i, mode)`` in a Sync or Async vector env, or
+    for ``vectorization="ale"`` the same Atari games in ale-py's ``AtariVectorEnv``
+    (:mod:`envs.ale_vector`; its games are seeded ``seed + i`` at the first ``reset()`` called
+    without a seed).
 
     Autoreset mode is NEXT_STEP: the step that ends an episode returns its final observation
     (and ``info["episode"]`` / ``info["_episode"]``); the next step resets that env, ignoring
@@ -40,6 +60,10 @@ def make_vector_env(cfg: Any, num_envs: int, seed: int, mode: str = "train") -> 
     cfg = resolve_env_config(cfg)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs={num_envs!r} is invalid; expected an integer >= 1")
+    if cfg.vectorization == "ale":
+        from envs.ale_vector import make_ale_vector_env
+
+        return make_ale_vector_env(cfg, num_envs, seed, mode)
     fns = [EnvFactory(cfg, seed + i, mode) for i in range(num_envs)]
     if cfg.vectorization == "async":
         return gym.vector.AsyncVectorEnv(fns, context=ASYNC_CONTEXT, autoreset_mode=AutoresetMode.NEXT_STEP)

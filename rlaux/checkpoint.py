@@ -2,8 +2,8 @@
 
 A checkpoint is one ``torch.save`` file ``run_dir/checkpoints/step_<N>.pt`` holding a dict:
 ``format`` (version), ``step`` and other counters, ``config_hash``, ``agent`` (state dict),
-``optimizers`` ({name: state dict}), ``replay`` (optional), ``rng`` (python, numpy, torch
-states) and ``loop`` (anything else the training loop needs). Files are written to a temp
+``optimizers`` ({name: state dict}), ``rng`` (python, numpy, torch states) and ``loop`` (the
+training loop's own ``state_dict()``: its observation stream and, off-policy, the replay). Files are written to a temp
 name, flushed to disk and renamed (then the folder entry is flushed too), so a crash or power
 cut mid-write never leaves a corrupt newest checkpoint; a temp file left by such a crash is
 removed by the next save. :func:`load_latest_checkpoint` skips (with a warning) a newest file
@@ -22,11 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-CHECKPOINT_FORMAT = 1
+from rlaux.errors import UserError
+
+#: 2: the replay is part of the loop's state (format 1 kept it beside it; still read).
+CHECKPOINT_FORMAT = 2
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable or does not belong to this run's config."""
 
 
@@ -98,9 +101,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated zip, pickle error, ...
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT or "agent" not in data:
+    if not isinstance(data, dict) or "format" not in data or "agent" not in data:
         raise CheckpointError(f"checkpoint {path} is not an rlaux checkpoint (format {CHECKPOINT_FORMAT})")
+    if data["format"] == 1:
+        _move_replay_into_loop(data)
+    elif data["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {data['format']!r}, which this rlaux cannot read (it reads "
+                              f"formats 1 to {CHECKPOINT_FORMAT}); use the rlaux version that wrote it")
     return data
+
+
+def _move_replay_into_loop(data: dict[str, Any]) -> None:
+    """Read a format-1 checkpoint as format 2: its replay moves into the loop state."""
+    loop = dict(data.get("loop", {}))
+    if "replay" in data:
+        loop["replay"] = data.pop("replay")
+    data["loop"], data["format"] = loop, CHECKPOINT_FORMAT
 
 
 def load_latest_checkpoint(directory: Path) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """The Hydra config tree: registration of the ``env`` and ``aux`` groups, checks of the
 command line before Hydra sees it, and composition for Python callers.
 
-* ``agent``: YAML files in ``configs/agent/`` (one per agent).
+* ``agent``: the presets ``configs/agent/<name>.yaml``, one per registered agent (``agents/``),
+  each holding exactly the fields of that agent's config dataclass (:mod:`agents.config`).
 * ``env``: any environment name (``dog-run``, ``ALE/Pong-v5``, ``CartPole-v1``) becomes an
   :class:`envs.config.EnvConfig` node, registered on demand for the names the command
   line asks for (there are too many Gymnasium ids to list them all up front).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +26,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 import configs as _configs_pkg
+from rlaux.errors import UserError
+from rlaux.types import check_unique_objectives
 
 CONFIG_DIR = str(Path(_configs_pkg.__file__).resolve().parent)
 
@@ -33,10 +37,40 @@ RESUMABLE_OVERRIDES = (
     "checkpoint_every", "keep_checkpoints", "save_replay", "max_replay_save_gb", "threads", "on_nan",
     "matmul_precision",
 )
+#: keys left out when a saved config is compared with a resumed or re-run one: what a resume may
+#: change, and ``agent.anneal_steps``, which follows ``steps`` (dotted = a key inside a node)
+COMPARISON_SKIPS = (*RESUMABLE_OVERRIDES, "resume", "hydra", "agent.anneal_steps")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A user mistake on the command line or in a config value."""
+
+
+def is_integer(value: Any) -> bool:
+    """An int, or a float with an integer value (YAML ``1e6``); never a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float; never a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def invalid_value(key: str, value: Any, rule: str, fix: str = "") -> ConfigError:
+    """The one message format of a bad config value: ``<key>=<value> is invalid: must be <rule>[; <fix>]``."""
+    return ConfigError(f"{key}={value!r} is invalid: must be {rule}{'; ' + fix if fix else ''}")
+
+
+def unknown_key(key: str, known: Sequence[str], where: str, prefix: str) -> ConfigError:
+    """The error for a config key that does not exist, suggesting close matches among ``known``
+    (the valid keys under ``prefix``, e.g. ``agent.``); ``where`` qualifies it (`` (agent=sac)``)."""
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.7)
+    hint = f" Did you mean {' or '.join(prefix + c for c in close)}?" if close else ""
+    under = f" under {prefix.rstrip('.')}" if prefix else ""
+    return ConfigError(f"Unknown config key {key!r}{where}.{hint} Valid keys{under}: {', '.join(sorted(known))}.")
 
 
 def slug(text: Any) -> str:
@@ -55,11 +89,13 @@ def register_resolvers() -> None:
 
 
 def agent_names() -> list[str]:
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / "agent").glob("*.yaml"))
+    """The registered agents (every module of the ``agents`` package registers its own)."""
+    from agents import AGENTS
+
+    return sorted(AGENTS)
 
 
 def aux_names() -> list[str]:
-    import rlaux.objectives  # noqa: F401
     from rlaux.objectives import OBJECTIVES
 
     return sorted(OBJECTIVES)
@@ -85,9 +121,25 @@ def _override_values(overrides: Iterable[str], key: str) -> list[str]:
     return values
 
 
+def check_aux_lists(overrides: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` for an ``aux=[...]`` list that names an objective twice
+    (the rule and message of the SB3 bridge's ``aux=`` argument)."""
+    for item in overrides:
+        item = item.lstrip("+~")
+        if not item.startswith("aux="):
+            continue
+        for listed in re.findall(r"\[([^\]]*)\]", item.split("=", 1)[1]):
+            names = [v.strip().strip("'\"") for v in listed.split(",") if v.strip()]
+            try:
+                check_unique_objectives(names)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+
+
 def register_configs(overrides: Sequence[str] = ()) -> None:
     """Register the ``env`` and ``aux`` groups for the names ``overrides`` mention, after
-    checking every agent/env/aux name (raising :class:`ConfigError` with the choices)."""
+    checking every agent/env/aux name (raising :class:`ConfigError` with the choices) and
+    refusing an aux list with a duplicate."""
     import envs
     from envs.config import EnvConfig
     from rlaux.objectives.base import OBJECTIVES
@@ -100,6 +152,7 @@ def register_configs(overrides: Sequence[str] = ()) -> None:
     for name in _override_values(overrides, "aux"):
         if name != "none" and name not in aux_choices:
             raise _unknown("aux", name, ["none", *aux_choices])
+    check_aux_lists(overrides)
     cs = ConfigStore.instance()
     cs.store(group="aux", name="none", node={}, package="aux")
     for name, cls in OBJECTIVES.items():
@@ -128,7 +181,10 @@ def config_hash(cfg: DictConfig) -> str:
     """Hash of everything in ``cfg`` that a resumed run may not change."""
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
-    for key in (*RESUMABLE_OVERRIDES, "resume", "hydra"):
-        data.pop(key, None)
-    data.get("agent", {}).pop("anneal_steps", None)  # follows `steps`, which a resume may change
+    for key in COMPARISON_SKIPS:
+        *parents, leaf = key.split(".")
+        node = data
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(leaf, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -66,6 +66,15 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+def run_sequential(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` for an internal, hook-free ``nn.Sequential``, calling each layer's ``forward``
+    directly: the same computation without ``Module.__call__``'s per-layer overhead, a visible
+    part of a small network's update on CPU (and of an objective's H-step latent rollout)."""
+    for layer in net:
+        x = layer.forward(x)
+    return x
+
+
 def orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
     """Orthogonal weights and zero biases for every Linear/Conv layer (TCRL, DrQ-v2, PPO)."""
     for m in module.modules():
@@ -183,6 +192,29 @@ class NatureCNN(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.fc(self.convnet(_scaled(obs, 255.0, 0.0)))
+
+
+def head_trunk(encoder: nn.Module, trunk_dim: int, latent_activation: str | None = None) -> tuple[nn.Module, int]:
+    """What sits between the shared encoder and an agent's heads, and its output width.
+
+    The one rule, by encoder:
+
+    * :class:`MLPEncoder`: its latent is linear; ``latent_activation`` (an :data:`ACTIVATIONS`
+      name) is applied to it, None leaves it as it is (identity);
+    * :class:`FlatEncoder` (the raw state) and :class:`NatureCNN` (already ends in ReLU(512)):
+      identity;
+    * any other encoder (the wide :class:`DrQEncoder` conv features): DrQ-v2's
+      :func:`layernorm_tanh_projection` to ``trunk_dim``.
+
+    Agents choose ``latent_activation``: sac and ddpg None (TCRL's linear latent), ppo and dqn
+    the encoder's activation (so an MLP encoder with a linear latent is one more hidden layer).
+    """
+    feat = int(encoder.out_dim)
+    if isinstance(encoder, MLPEncoder):
+        return (nn.Identity() if latent_activation is None else ACTIVATIONS[latent_activation]()), feat
+    if isinstance(encoder, (FlatEncoder, NatureCNN)):
+        return nn.Identity(), feat
+    return layernorm_tanh_projection(feat, trunk_dim), trunk_dim
 
 
 class RandomShift(nn.Module):

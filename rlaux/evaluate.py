@@ -26,27 +26,22 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-import torch
-from omegaconf import DictConfig, OmegaConf
 
 import envs
-from agents import Agent, agent_class
 from envs.config import EnvConfig
 from rlaux import scores
-from rlaux.checkpoint import CheckpointError, load_checkpoint, load_latest_checkpoint
 from rlaux.config import ConfigError
-from rlaux.kvargs import Key, UsageError, run_cli
-from rlaux.objectives.base import IncompatibleObjectiveError
-from rlaux.training.evaluation import run_episodes
+from rlaux.kvargs import Key, run_cli
+from rlaux.run_files import build_agent, load_run_checkpoint
+from rlaux.training.build import resolve_device
+from rlaux.training.evaluation import EVAL_SEED_OFFSET, MAX_EVAL_ENVS, eval_num_envs, run_episodes
+from rlaux.video import FirstEpisodeRecorder, VideoUnavailable, enable_rgb_rendering, video_fps
 
 KEYS: dict[str, Key] = {
     "run": Key(str, help="run folder (config.yaml, checkpoints/); its newest readable checkpoint is evaluated"),
@@ -57,84 +52,20 @@ KEYS: dict[str, Key] = {
     "video_format": Key(str, "mp4", "mp4 | gif", choices=("mp4", "gif")),
     "video_max_frames": Key(int, 10_000, "stop the video after this many frames (0: no limit)"),
     "out": Key(str, help="output folder (default: RUN/evaluation/step_<N>)"),
-    "seed": Key(int, help="seed of the evaluation envs (default: the run's seed + 100000, as its periodic evaluation)"),
+    "seed": Key(int, help=f"seed of the evaluation envs (default: the run's seed + {EVAL_SEED_OFFSET}, as its periodic "
+                          "evaluation)"),
     "protocol": Key(str, help="Atari only: v5 (sticky actions 0.25) | 100k (none); default: the run's env.protocol",
                     choices=("v5", "100k")),
-    "num_envs": Key(int, help="parallel evaluation envs (default: min(episodes, 10))"),
+    "num_envs": Key(int, help=f"parallel evaluation envs (default: min(episodes, {MAX_EVAL_ENVS}))"),
     "device": Key(str, "auto", "auto (cuda when present) | cpu | cuda | cuda:N"),
 }
 
 ATARI_EPISODES = 100
 DMC_EPISODES = 10
-EVAL_SEED_OFFSET = 100_000  # the periodic evaluation's seed offset (rlaux/training/run.py)
 PROTOCOL_TEXT = {
     "v5": "sticky actions p=0.25 (Machado et al. 2018)",
     "100k": "Atari-100k: no sticky actions",
 }
-
-
-class VideoUnavailable(RuntimeError):
-    """The env cannot render RGB frames here."""
-
-
-@dataclass
-class LoadedCheckpoint:
-    """A checkpoint with the run config that built it."""
-
-    cfg: DictConfig
-    run_dir: Path
-    path: Path
-    data: dict[str, Any]
-
-    @property
-    def step(self) -> int:
-        return int(self.data.get("counters", {}).get("step", self.data.get("step", 0)))
-
-
-def load_run_checkpoint(run: str | Path | None = None, checkpoint: str | Path | None = None) -> LoadedCheckpoint:
-    """The checkpoint file ``checkpoint`` (or ``run``'s newest readable one) and its run config.
-
-    Raises :class:`CheckpointError` (missing folder/file/config, unreadable checkpoint).
-    """
-    if run is None and checkpoint is None:
-        raise CheckpointError("give run=RUN_DIR or checkpoint=FILE")
-    if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint={path}: no such file")
-        data = load_checkpoint(path)
-        run_dir = Path(run) if run is not None else (path.parent.parent if path.parent.name == "checkpoints" else path.parent)
-    else:
-        run_dir = Path(run)  # type: ignore[arg-type]
-        if not run_dir.is_dir():
-            raise CheckpointError(f"run={run_dir}: no such folder")
-        found = load_latest_checkpoint(run_dir / "checkpoints")
-        if found is None:
-            raise CheckpointError(f"run={run_dir}: no readable checkpoint in {run_dir / 'checkpoints'}")
-        path, data = Path(found.pop("path")), found
-    config_path = run_dir / "config.yaml"
-    if config_path.is_file():
-        cfg = OmegaConf.load(config_path)
-    elif isinstance(data.get("config"), dict):
-        cfg = OmegaConf.create(data["config"])
-    else:
-        raise CheckpointError(f"{config_path} not found and checkpoint {path} holds no config; is {run_dir} an rlaux run folder?")
-    assert isinstance(cfg, DictConfig)
-    return LoadedCheckpoint(cfg=cfg, run_dir=run_dir, path=path, data=data)
-
-
-def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device,
-                state: dict[str, Any] | None = None) -> Agent:
-    """The run's agent for these spaces, with ``state`` (an ``agent.state_dict()``) loaded."""
-    cls = agent_class(str(cfg.agent.name))
-    agent = cls(cfg.agent, obs_space, action_space, cfg.aux, device).to(device)
-    if state is not None:
-        try:
-            agent.load_state_dict(state)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"the checkpoint does not fit agent={cls.name} on env={cfg.env.name}: {exc}") from None
-    agent.eval()
-    return agent
 
 
 def default_episodes(env_cfg: EnvConfig, run_eval_episodes: int) -> int:
@@ -154,98 +85,6 @@ def protocol_description(env_cfg: EnvConfig) -> str:
         return (f"DeepMind Control {env_cfg.obs} observations, action repeat {env_cfg.action_repeat}, "
                 "1000-step episodes (returns in [0, 1000])")
     return f"Gymnasium {env_cfg.name}, action repeat {env_cfg.action_repeat}"
-
-
-# --------------------------------------------------------------------------- video
-def enable_rgb_rendering(env: gym.Env) -> None:
-    """Switch the innermost env of ``env`` to ``rgb_array`` rendering after construction
-    (rlaux builds envs without a render mode). Frames are checked as they are recorded.
-
-    Raises :class:`VideoUnavailable` when the env has no ``rgb_array`` mode or (DMC) no
-    headless OpenGL backend works.
-    """
-    base = env.unwrapped
-    if "rgb_array" not in (base.metadata or {}).get("render_modes", []):
-        raise VideoUnavailable(f"{type(base).__name__} has no rgb_array render mode")
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) without a display
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    from envs.dmc import DMCEnv
-
-    if isinstance(base, DMCEnv):
-        from envs.rendering import select_gl_backend
-
-        try:
-            select_gl_backend()
-        except RuntimeError as exc:
-            raise VideoUnavailable(str(exc)) from exc
-    base.render_mode = "rgb_array"
-
-
-def video_fps(env: gym.Env, action_repeat: int) -> int:
-    """Frames per second for one frame per agent step: the env's render fps / action repeat."""
-    base = env.unwrapped
-    fps = float((base.metadata or {}).get("render_fps") or 30)
-    if type(base).__module__.startswith("ale_py"):
-        fps = 60.0  # the Atari 2600 runs at 60 frames/s (NTSC); ale-py's metadata says 30 whatever the frame skip
-    # DMC repeats actions inside the env and reports fps per control step; Atari's frame skip
-    # and Gymnasium's ActionRepeat are wrappers over an env whose fps is per emulator frame.
-    repeat = int(getattr(base, "action_repeat", None) or action_repeat)
-    return int(max(1, min(60, round(fps / max(repeat, 1)))))
-
-
-class FirstEpisodeRecorder:
-    """Writes one RGB frame per agent step of env 0's first episode (plus the reset frame) to a
-    video file, streaming (no frame list is kept in memory for mp4)."""
-
-    def __init__(self, env: gym.Env, path: Path, fps: int, max_frames: int = 0) -> None:
-        import imageio.v2 as imageio
-
-        self.env, self.path, self.fps, self.max_frames = env, Path(path), fps, int(max_frames)
-        self.frames = 0
-        self.truncated = False
-        self.error: str | None = None
-        if self.path.suffix == ".gif":
-            self._writer = imageio.get_writer(self.path, mode="I", duration=1000.0 / fps, loop=0)
-        else:
-            self._writer = imageio.get_writer(self.path, fps=fps, codec="libx264", quality=7, macro_block_size=1,
-                                              ffmpeg_log_level="error")
-
-    def _frame(self) -> np.ndarray:
-        try:
-            frame = self.env.unwrapped.render()
-        except Exception as exc:  # e.g. pygame missing for Gymnasium's classic-control envs
-            raise VideoUnavailable(f"render() failed: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(frame, np.ndarray) or frame.ndim != 3:
-            raise VideoUnavailable(f"render() returned {type(frame).__name__}, not an RGB array")
-        frame = np.asarray(frame, dtype=np.uint8)
-        pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2  # H.264 (yuv420p) needs even sizes
-        if pad_h or pad_w:
-            frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        return frame
-
-    def __call__(self, t: int, done: np.ndarray | None) -> bool:
-        try:
-            frame = self._frame()
-        except VideoUnavailable as exc:
-            self.error = str(exc)
-            self.close()
-            self.path.unlink(missing_ok=True)
-            return False
-        self._writer.append_data(frame)
-        self.frames += 1
-        if done is not None and bool(done[0]):
-            self.close()
-            return False
-        if self.max_frames and self.frames >= self.max_frames:
-            self.truncated = True
-            self.close()
-            return False
-        return True
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -271,8 +110,6 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Evaluate a checkpoint (see the module docstring); returns the summary (also written
     to ``out/summary.json``). Raises :class:`ConfigError` / :class:`CheckpointError` on bad input."""
-    from rlaux.training.run import resolve_device
-
     loaded = load_run_checkpoint(run, checkpoint)
     cfg = loaded.cfg
     try:
@@ -288,7 +125,7 @@ def evaluate_checkpoint(
     episodes = default_episodes(env_cfg, int(cfg.get("eval_episodes", 10))) if episodes is None else int(episodes)
     if episodes < 1:
         raise ConfigError(f"episodes={episodes} must be >= 1")
-    n = min(episodes, 10) if num_envs is None else int(num_envs)
+    n = eval_num_envs(episodes) if num_envs is None else int(num_envs)
     if n < 1:
         raise ConfigError(f"num_envs={n} must be >= 1")
     seed = int(cfg.seed) + EVAL_SEED_OFFSET if seed is None else int(seed)
@@ -301,6 +138,7 @@ def evaluate_checkpoint(
     env = envs.make_vector_env(env_cfg, n, seed=seed, mode="eval")
     try:
         agent = build_agent(cfg, env.single_observation_space, env.single_action_space, dev, loaded.data["agent"])
+        agent.eval()
         recorder: FirstEpisodeRecorder | None = None
         video_note = None
         if video:
@@ -401,8 +239,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def body(v: dict[str, Any]) -> None:
         evaluate_checkpoint(**v)
 
-    run_cli("rlaux.evaluate", KEYS, argv, body, required=[("run", "checkpoint")],
-            user_errors=(ConfigError, CheckpointError, IncompatibleObjectiveError, KeyError, UsageError))
+    run_cli("rlaux.evaluate", KEYS, argv, body, required=[("run", "checkpoint")])
 
 
 if __name__ == "__main__":

@@ -15,12 +15,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from rlaux.config import ConfigError
+from rlaux.errors import UserError
+from rlaux.objectives.base import IncompatibleObjectiveError
+
 _TRUE = ("true", "yes", "1", "on")
 _FALSE = ("false", "no", "0", "off")
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     """A bad command line: unknown key, malformed item or bad value."""
+
+
+#: What every command line prints as one ``rlaux: error:`` line (exit status 2): a
+#: :class:`UserError`, and the user errors of the modules that do not derive from it yet
+#: (a registry's ``KeyError`` carries its message as its first argument).
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ConfigError, IncompatibleObjectiveError, KeyError)
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,15 @@ def fail(message: Any) -> NoReturn:
     sys.exit(2)
 
 
+def error_message(exc: BaseException) -> Any:
+    """What ``rlaux: error:`` prints for a user error (a ``KeyError``'s message, not its repr)."""
+    return exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+
+
 def run_cli(prog: str, keys: dict[str, Key], argv: Sequence[str] | None, body: Callable[[dict[str, Any]], Any],
-            required: Sequence[Sequence[str]] = (), user_errors: tuple[type[BaseException], ...] = ()) -> Any:
+            required: Sequence[Sequence[str]] = ()) -> Any:
     """Parse ``argv`` (default ``sys.argv[1:]``), print help for ``-h``/``--help``, and call
-    ``body(values)``; :class:`UsageError` and ``user_errors`` become ``rlaux: error: ...``, exit 2."""
+    ``body(values)``; the :data:`USER_ERRORS` become ``rlaux: error: ...``, exit 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help", "help") for a in args):
         print(usage(prog, keys))
@@ -118,5 +133,5 @@ def run_cli(prog: str, keys: dict[str, Key], argv: Sequence[str] | None, body: C
     try:
         values = parse_kv(args, keys, required)
         return body(values)
-    except (UsageError, *user_errors) as exc:
-        fail(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+    except USER_ERRORS as exc:
+        fail(error_message(exc))

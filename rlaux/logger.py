@@ -69,9 +69,6 @@ class CsvLog:
         if self.fieldnames:
             self._rewrite(rows)
 
-    def rows(self) -> list[dict[str, str]]:
-        return self._read_rows()
-
 
 class Logger:
     """Writes ``train.csv`` / ``eval.csv`` in the run folder and mirrors rows to wandb/TensorBoard.
@@ -124,7 +121,6 @@ class Logger:
         if "WANDB_MODE" not in os.environ and not _wandb_logged_in():
             os.environ["WANDB_MODE"] = "offline"
         id_file = self.run_dir / "wandb_id.txt"
-        # wandb >= 0.2x has no public id generator (wandb.util.generate_id is gone): 8 base-36 chars like wandb's
         run_id = id_file.read_text().strip() if id_file.exists() else _new_wandb_id()
         id_file.write_text(run_id)
         return wandb.init(
@@ -165,13 +161,14 @@ class Logger:
     def close(self) -> None:
         self.bar.close()
         if self._wandb_run is not None:
-            self._wandb_run.finish()  # (wandb 0.31 dropped finish(quiet=...); Settings(silent=True) keeps it quiet)
+            self._wandb_run.finish()  # Settings(silent=True) keeps it quiet
         if self._tb is not None:
             self._tb.close()
 
 
 def _new_wandb_id() -> str:
-    """A fresh wandb run id (8 lowercase letters/digits), stored in ``wandb_id.txt`` for resumes."""
+    """A fresh wandb run id (8 lowercase letters/digits, as wandb's own ids), stored in
+    ``wandb_id.txt`` for resumes."""
     import secrets
     import string
 

@@ -11,7 +11,7 @@ rlaux does the same for any run's encoder:
 
 The probe agent is built with the source run's encoder architecture; the source checkpoint's
 encoder weights (``encoder.*`` in its agent state) are loaded into it (and into a DQN's target
-encoder) and frozen (``requires_grad=False``; ``detach_encoder=true`` so RL losses never reach
+encoder) and frozen (``requires_grad=False``; ``detach_rl=true`` so RL losses never reach
 it); no aux objective is used. What sits between encoder and heads is the agents' own: the
 encoder's activation for MLP encoders, nothing for NatureCNN, and for DrQ conv features the
 agents' trained Linear+LayerNorm+Tanh projection (so that case is not strictly linear).
@@ -43,14 +43,16 @@ from torch import nn
 from agents import Agent
 from rlaux.checkpoint import CheckpointError
 from rlaux.config import compose
-from rlaux.evaluate import load_run_checkpoint
 from rlaux.kvargs import Key, UsageError, run_cli
+from rlaux.report.runs import algorithm_label
+from rlaux.run_files import load_run_checkpoint
 from rlaux.training.run import TrainingRun
+from rlaux.training.runner import run_training
 
 PROBE_AGENTS = ("dqn", "ppo")
 ENCODER_KEYS = ("kind", "latent_dim", "hidden", "activation")
 #: Config keys the probe sets itself (an ``override=`` may not change them).
-FIXED_KEYS = ("agent", "env", "aux", "agent.encoder", "agent.head_hidden", "agent.detach_encoder")
+FIXED_KEYS = ("agent", "env", "aux", "agent.encoder", "agent.head_hidden", "agent.detach_rl")
 ENCODER_MODULES = ("encoder", "target_encoder")
 
 KEYS: dict[str, Key] = {
@@ -138,18 +140,12 @@ def probe_config(src: DictConfig, agent: str, steps: int, seed: int, eval_every:
     for key in ENCODER_KEYS:
         cfg.agent.encoder[key] = src.agent.encoder[key]
     cfg.agent.head_hidden = []
-    cfg.agent.detach_encoder = True
+    cfg.agent.detach_rl = True
     return cfg
 
 
 def default_probe_agent(action_space: gym.Space) -> str:
     return "dqn" if isinstance(action_space, gym.spaces.Discrete) else "ppo"
-
-
-def _source_algorithm(cfg: DictConfig) -> str:
-    from rlaux.report import algorithm_label
-
-    return algorithm_label(cfg)
 
 
 def run_probe(
@@ -170,7 +166,6 @@ def run_probe(
     """Train the linear probe (and, with ``control``, the random-encoder probe); returns
     ``probe.json``'s content."""
     import envs
-    from rlaux.train import run_training
 
     loaded = load_run_checkpoint(run, checkpoint)
     src = loaded.cfg
@@ -192,7 +187,7 @@ def run_probe(
         "source_run": str(loaded.run_dir),
         "source_checkpoint": str(loaded.path),
         "source_step": loaded.step,
-        "source_algorithm": _source_algorithm(src),
+        "source_algorithm": algorithm_label(src),
         "source_eval_return": source_summary.get("eval_return"),
         "probe_agent": agent,
         "env": str(src.env.name),
@@ -247,10 +242,7 @@ def run_probe(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m rlaux.probe run=RUN_DIR|checkpoint=FILE [key=value ...]``."""
-    from rlaux.train import USER_ERRORS
-
-    run_cli("rlaux.probe", KEYS, argv, lambda v: run_probe(**v), required=[("run", "checkpoint")],
-            user_errors=(*USER_ERRORS, UsageError, KeyError))
+    run_cli("rlaux.probe", KEYS, argv, lambda v: run_probe(**v), required=[("run", "checkpoint")])
 
 
 if __name__ == "__main__":

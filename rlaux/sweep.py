@@ -28,7 +28,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rlaux.checkpoint import list_checkpoints
-from rlaux.config import RESUMABLE_OVERRIDES, ConfigError, config_hash
+from rlaux.config import ConfigError, config_hash
+from rlaux.run_files import config_differences
 
 FINISHED = "finished"
 RESUME = "resume"
@@ -81,24 +82,6 @@ def is_finished(run_dir: Path, steps: int | None = None) -> bool:
     return steps is None or int(summary.get("step", 0)) >= int(steps)
 
 
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): data}
-
-
-def config_differences(saved: DictConfig, wanted: DictConfig) -> list[str]:
-    """Keys (dotted) whose values differ between two run configs, ignoring the keys a resume may change."""
-    a = _flat(OmegaConf.to_container(saved, resolve=True))
-    b = _flat(OmegaConf.to_container(wanted, resolve=True))
-    ignored = (*RESUMABLE_OVERRIDES, "resume", "agent.anneal_steps")
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ignored)
-    return [f"{k} (folder: {a.get(k)!r}, command: {b.get(k)!r})" for k in keys]
-
-
 def _check_same_config(cfg: DictConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
@@ -108,7 +91,8 @@ def _check_same_config(cfg: DictConfig, run_dir: Path) -> None:
     if config_hash(saved) != config_hash(cfg):
         diffs = config_differences(saved, cfg) or ["(values that only the hash shows)"]
         raise ConfigError(
-            f"sweep member folder {run_dir} holds a finished run of another config: {'; '.join(diffs[:5])}. "
+            f"sweep member folder {run_dir} holds a finished run of another config (folder -> command): "
+            f"{'; '.join(diffs)}. "
             "Use another hydra.sweep.dir, or delete that folder to run the member again.")
 
 

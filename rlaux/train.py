@@ -15,23 +15,41 @@ Python::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from rlaux import sweep
 from rlaux.checkpoint import CheckpointError
 from rlaux.config import CONFIG_DIR, RESUMABLE_OVERRIDES, ConfigError, compose, register_configs, slug
-from rlaux.objectives.base import IncompatibleObjectiveError
+from rlaux.kvargs import USER_ERRORS, error_message
+from rlaux.training.health import RUN_FAILURES
+from rlaux.training.runner import run_training
 from rlaux.validation import check_override_keys
 
-USER_ERRORS = (ConfigError, CheckpointError, IncompatibleObjectiveError)
+
+def _complete_run_keys(saved: DictConfig, current: DictConfig, saved_path: Path) -> None:
+    """Give ``saved`` (a run's config.yaml) the run-level keys it lacks (written by an older
+    rlaux, or edited): a key a resume may change takes today's default, with a warning naming
+    it; any other missing key is a :class:`CheckpointError` naming it. (The ``agent``, ``env``
+    and ``aux`` nodes are read through their typed configs, which fill their own defaults.)"""
+    missing = [k for k in current if k not in saved]
+    fixed = [k for k in missing if k not in RESUMABLE_OVERRIDES]
+    if fixed:
+        raise CheckpointError(f"{saved_path} has no {', '.join(fixed)} (written by an older rlaux, or edited); put the "
+                              "missing keys back with the values the run was trained with, then resume again")
+    for key in missing:
+        saved[key] = current[key]
+    if missing:
+        defaults = ", ".join(f"{k}={current[k]}" for k in missing)
+        print(f"rlaux: warning: {saved_path} has no {', '.join(missing)}; resuming with today's defaults "
+              f"({defaults})", file=sys.stderr)
 
 
 def _resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -41,6 +59,8 @@ def _resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     if not saved_path.exists():
         raise CheckpointError(f"resume={cfg.resume}: {saved_path} not found; is this an rlaux run folder?")
     saved = OmegaConf.load(saved_path)
+    assert isinstance(saved, DictConfig)
+    _complete_run_keys(saved, cfg, saved_path)
     for item in overrides:
         key = item.lstrip("+~").split("=", 1)[0]
         if key == "resume" or key.startswith("hydra"):
@@ -61,58 +81,6 @@ def default_run_dir(cfg: DictConfig) -> Path:
 
     now = datetime.datetime.now()
     return Path("runs") / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}_{cfg.agent.name}_{slug(cfg.env.name)}_s{cfg.seed}"
-
-
-def run_training(cfg: DictConfig, run_dir: Path, make_run: Callable[[DictConfig, Path], Any] | None = None) -> dict[str, Any]:
-    """Train (or resume) one run in ``run_dir``; return its summary (also saved as summary.json).
-
-    ``make_run(cfg, run_dir)`` builds the :class:`TrainingRun` (default: the class itself; the
-    linear probe of :mod:`rlaux.probe` passes a subclass that loads a frozen encoder)."""
-    from rlaux.training.off_policy import train_off_policy
-    from rlaux.training.on_policy import train_on_policy
-    from rlaux.training.run import RUN_FAILURES, StopFlag, TrainingRun
-
-    with StopFlag() as stop:
-        run = (make_run or TrainingRun)(cfg, run_dir)
-        try:
-            logger = run.start_logger()
-            if run.checkpoint is None:
-                logger.message(f"rlaux: run folder {run_dir}")
-                random_return = run.evaluate_random_policy()
-                logger.message(f"rlaux: random policy return {random_return:.1f} over {cfg.eval_episodes} episodes")
-            else:
-                logger.message(f"rlaux: resuming {run_dir} from {run.checkpoint['path']}")
-            loop = train_on_policy if run.agent.on_policy else train_off_policy
-            loop(run, stop)
-            if stop:
-                path = run.save()
-                logger.message(f"rlaux: stopped by signal {stop.signum} at step {run.step}; checkpoint {path}\n"
-                               f"rlaux: continue with: python -m rlaux.train resume={run_dir}")
-                summary = {"interrupted": True, "step": run.step, "checkpoint": str(path), "signal": stop.signum}
-            else:
-                result = run.last_eval if run.last_eval_step == run.step else run.run_eval()
-                path = run.save()
-                summary = {
-                    "interrupted": False,
-                    "step": run.step,
-                    "frame": run.frame,
-                    "eval_return": result["return"],
-                    "eval_return_std": result["return_std"],
-                    "random_return": run.random_return,
-                    "checkpoint": str(path),
-                    "run_dir": str(run_dir),
-                }
-                logger.message(
-                    f"rlaux: final eval return {result['return']:.1f} ± {result['return_std']:.1f} over "
-                    f"{int(result['episodes'])} episodes (random policy: {run.random_return:.1f}) at step {run.step} "
-                    f"({run.frame} env frames); run folder {run_dir}")
-            (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
-            return summary
-        except RUN_FAILURES as exc:  # NaN/Inf or an env error mid-run: say where, mark the folder failed
-            run.record_failure(exc)
-            raise
-        finally:
-            run.close()
 
 
 def train(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> dict[str, Any]:
@@ -144,9 +112,6 @@ def _hydra_task(cfg: DictConfig) -> None:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    from rlaux import sweep
-    from rlaux.training.run import RUN_FAILURES
-
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
@@ -160,8 +125,8 @@ def _hydra_task(cfg: DictConfig) -> None:
             if plan.state == sweep.FINISHED:
                 return
         summary = run_training(cfg, run_dir)
-    except (*USER_ERRORS, KeyError) as exc:  # registries' KeyErrors carry their own message
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except USER_ERRORS as exc:
+        message = error_message(exc)
         _report_user_error(message)
         if fresh:
             _remove_partial_run_dir(run_dir)
@@ -207,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 folder = Path(item.split("=", 1)[1])
                 if not (folder / "config.yaml").is_file():
                     raise ConfigError(f"resume={folder}: not an rlaux run folder (no {folder / 'config.yaml'})")
-    except ConfigError as exc:
-        _report_user_error(exc)
+    except USER_ERRORS as exc:
+        _report_user_error(error_message(exc))
         sys.exit(2)
     if argv is not None:
         sys.argv = [sys.argv[0], *args]

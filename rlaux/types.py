@@ -1,7 +1,9 @@
-"""Batch containers shared by buffers, agents and auxiliary objectives."""
+"""Batch containers shared by buffers, agents and auxiliary objectives, and the rule on
+objective lists that the command line and the SB3 bridge share."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 import torch
@@ -46,3 +48,14 @@ class WindowBatch:
     def to(self, device: torch.device | str) -> WindowBatch:
         """Return a copy with every tensor moved to ``device``."""
         return WindowBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
+
+
+def check_unique_objectives(names: Iterable[str]) -> None:
+    """Raise ``ValueError("aux lists ['tcrl'] more than once")`` when an objective is named twice.
+
+    The one rule (and message) for ``aux=[...]`` lists, on the command line and in the SB3 bridge.
+    """
+    listed = [str(name) for name in names]
+    duplicates = sorted({name for name in listed if listed.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"aux lists {duplicates} more than once")

@@ -8,23 +8,26 @@
   warnings for settings that run but are probably not what was meant.
 
 Both raise :class:`rlaux.config.ConfigError` naming the key, the bad value and the fix.
-Agents and objectives still check their own options when they are built; this module
-catches what is cheap to catch first, before envs are started or a run folder is written.
+The ``agent`` node is checked by the agent's own config dataclass
+(:class:`agents.config.AgentConfig`: its fields are the valid keys, its rules the valid
+values), the same check the agent runs when it is built; objectives check their options in
+their config's ``__post_init__``. This module runs them first, before envs are started or a
+run folder is written, and keeps the run-level keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 from collections.abc import Sequence
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rlaux.config import CONFIG_DIR, ConfigError, _override_values
+from agents import agent_class
+from agents.config import config_keys
+from rlaux.config import CONFIG_DIR, ConfigError, _override_values, invalid_value, is_integer, is_number, unknown_key
 
 #: Top-level keys of ``configs/train.yaml`` that select config groups.
 GROUPS = ("agent", "env", "aux")
@@ -34,24 +37,12 @@ MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_pr
 # (key, minimum) for integer run settings.
 _RUN_INTS = (("seed", 0), ("steps", 1), ("eval_every", 0), ("eval_episodes", 1), ("log_every", 1),
              ("checkpoint_every", 0), ("keep_checkpoints", 1))
-# Agent keys (where an agent has them) that must be integers >= 1, >= 0, or > 0 numbers.
-_AGENT_POSITIVE_INTS = ("num_envs", "num_steps", "batch_size", "buffer_size", "update_every", "num_updates",
-                        "nstep", "update_epochs", "num_minibatches", "aux.batch_size")
-_AGENT_NONNEGATIVE_INTS = ("learning_starts",)
-_AGENT_LEARNING_RATES = ("lr", "alpha_lr", "aux.lr")
 
 
 # --------------------------------------------------------------------------- command line keys
 @lru_cache(maxsize=1)
 def _train_yaml() -> DictConfig:
     cfg = OmegaConf.load(Path(CONFIG_DIR) / "train.yaml")
-    assert isinstance(cfg, DictConfig)
-    return cfg
-
-
-@cache
-def _agent_yaml(name: str) -> DictConfig:
-    cfg = OmegaConf.load(Path(CONFIG_DIR) / "agent" / f"{name}.yaml")
     assert isinstance(cfg, DictConfig)
     return cfg
 
@@ -67,14 +58,6 @@ def _top_level_keys() -> list[str]:
     return sorted([k for k in _train_yaml() if k not in ("defaults", "hydra")] + list(GROUPS))
 
 
-def _unknown_key(key: str, known: Sequence[str], where: str, prefix: str) -> ConfigError:
-    leaf = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(leaf, known, n=3, cutoff=0.7)
-    hint = f" Did you mean {' or '.join(prefix + c for c in close)}?" if close else ""
-    return ConfigError(f"Unknown config key {key!r}{where}.{hint} Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: "
-                       f"{', '.join(sorted(known))}.")
-
-
 def _check_path(key: str, node: Any, parts: list[str], prefix: str, where: str) -> None:
     """Walk ``parts`` down a config node, raising for the first segment that does not exist."""
     for part in parts:
@@ -84,9 +67,19 @@ def _check_path(key: str, node: Any, parts: list[str], prefix: str, where: str) 
             raise ConfigError(f"Config key {key!r}{where}: {prefix.rstrip('.')} is a value, not a group of keys; "
                               f"set it with {prefix.rstrip('.')}=VALUE")
         if part not in node:
-            raise _unknown_key(key, [str(k) for k in node], where, prefix)
+            raise unknown_key(key, [str(k) for k in node], where, prefix)
         node = node[part]
         prefix += part + "."
+
+
+def _check_agent_key(key: str, agent: str, parts: list[str]) -> None:
+    """``agent.<parts>`` must be a field of ``agent``'s config dataclass (a renamed key gets its new name)."""
+    config_class = agent_class(agent).config_class
+    renamed = config_class.renamed_keys.get(parts[0])
+    if renamed is not None:
+        raise ConfigError(f"Config key {key!r} is renamed agent.{renamed} (the old name still loads from a saved "
+                          f"config.yaml, with a warning); use agent.{'.'.join([renamed, *parts[1:]])}=...")
+    _check_path(key, config_keys(config_class), parts, "agent.", f" (agent={agent})")
 
 
 def check_override_keys(overrides: Sequence[str]) -> None:
@@ -109,12 +102,12 @@ def check_override_keys(overrides: Sequence[str]) -> None:
             continue  # package overrides and config-group paths (hydra/launcher=ray) are Hydra's
         head, *rest = key.split(".")
         if head not in _top_level_keys():
-            raise _unknown_key(key, _top_level_keys(), "", "")
+            raise unknown_key(key, _top_level_keys(), "", "")
         if not rest:
             continue
         if head == "agent":
             for name in agents:
-                _check_path(key, _agent_yaml(name), rest, "agent.", f" (agent={name})")
+                _check_agent_key(key, name, rest)
         elif head == "env":
             fields = {f.name: None for f in dataclasses.fields(EnvConfig)}
             _check_path(key, fields, rest, "env.", "")
@@ -132,58 +125,9 @@ def check_override_keys(overrides: Sequence[str]) -> None:
 
 
 # --------------------------------------------------------------------------- values
-def _is_int(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
-
-
 def _require(ok: bool, key: str, value: Any, rule: str, fix: str = "") -> None:
     if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: must be {rule}{'; ' + fix if fix else ''}")
-
-
-def _select(cfg: Any, dotted: str) -> tuple[bool, Any]:
-    node = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, (DictConfig, dict)) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def _check_agent_types(agent: DictConfig) -> None:
-    """Each agent value has the type of its default in ``configs/agent/<name>.yaml``."""
-    name = str(agent.get("name"))
-    path = Path(CONFIG_DIR) / "agent" / f"{name}.yaml"
-    if not path.exists():
-        return
-    defaults = OmegaConf.to_container(_agent_yaml(name), resolve=False)
-    values = OmegaConf.to_container(agent, resolve=True)
-
-    def walk(default: Any, value: Any, key: str) -> None:
-        if isinstance(default, dict):
-            if isinstance(value, dict):
-                for k, d in default.items():
-                    if k in value:
-                        walk(d, value[k], f"{key}.{k}")
-            return
-        if default is None or (isinstance(default, str) and default.startswith("${")):
-            return  # no default type (null) or an interpolation such as ${steps}
-        if isinstance(default, bool):
-            _require(isinstance(value, bool), key, value, "true or false")
-        elif isinstance(default, int):
-            _require(_is_int(value), key, value, f"an integer (default {default})")
-        elif isinstance(default, float):
-            _require(_is_number(value), key, value, f"a finite number (default {default})")
-        elif isinstance(default, list):
-            _require(isinstance(value, list), key, value, f"a list, e.g. {default}")
-
-    walk(defaults, values, "agent")
+        raise invalid_value(key, value, rule, fix)
 
 
 def validate_config(cfg: DictConfig) -> list[str]:
@@ -195,49 +139,21 @@ def validate_config(cfg: DictConfig) -> list[str]:
 
     for key, minimum in _RUN_INTS:
         value = cfg.get(key)
-        _require(_is_int(value) and value >= minimum, key, value, f"an integer >= {minimum}")
+        _require(is_integer(value) and value >= minimum, key, value, f"an integer >= {minimum}")
     _require(cfg.on_nan in ON_NAN_CHOICES, "on_nan", cfg.on_nan, f"one of {', '.join(ON_NAN_CHOICES)}",
              "stop ends the run at a NaN/Inf loss, skip drops that update and counts it")
     _require(cfg.logger in LOGGER_CHOICES, "logger", cfg.logger, f"one of {', '.join(LOGGER_CHOICES)}")
     for key in ("save_replay", "progress"):
         _require(isinstance(cfg.get(key), bool), key, cfg.get(key), "true or false")
-    _require(_is_number(cfg.max_replay_save_gb) and cfg.max_replay_save_gb >= 0, "max_replay_save_gb",
+    _require(is_number(cfg.max_replay_save_gb) and cfg.max_replay_save_gb >= 0, "max_replay_save_gb",
              cfg.max_replay_save_gb, "a number >= 0")
-    _require(cfg.threads is None or (_is_int(cfg.threads) and cfg.threads >= 1), "threads", cfg.threads,
-             "null (torch's default) or an integer >= 1")
+    _require(cfg.threads in (None, "auto") or (is_integer(cfg.threads) and cfg.threads >= 1), "threads", cfg.threads,
+             "auto (a share of the given cores, rlaux/threads.py), null (torch's default) or an integer >= 1")
     _require(isinstance(cfg.device, str), "device", cfg.device, "auto, cpu, cuda or cuda:N")
     _require(cfg.matmul_precision in MATMUL_PRECISIONS, "matmul_precision", cfg.matmul_precision,
              f"one of {', '.join(MATMUL_PRECISIONS)}",
              "highest keeps IEEE fp32 matmuls; medium trades a little precision for speed (see README)")
 
-    agent = cfg.agent
-    _check_agent_types(agent)
-    for key in _AGENT_POSITIVE_INTS:
-        found, value = _select(agent, key)
-        if found:
-            _require(_is_int(value) and value >= 1, f"agent.{key}", value, "an integer >= 1")
-    for key in _AGENT_NONNEGATIVE_INTS:
-        found, value = _select(agent, key)
-        if found:
-            _require(_is_int(value) and value >= 0, f"agent.{key}", value, "an integer >= 0")
-    for key in _AGENT_LEARNING_RATES:
-        found, value = _select(agent, key)
-        if found:
-            _require(_is_number(value) and value > 0, f"agent.{key}", value, "a learning rate > 0")
-
-    warnings: list[str] = []
-    num_envs = int(cfg.env.num_envs if cfg.env.get("num_envs") is not None else agent.get("num_envs", 1))
-    if "buffer_size" in agent and "batch_size" in agent:
-        if agent.batch_size > agent.buffer_size:
-            raise ConfigError(f"agent.batch_size={agent.batch_size} is larger than the replay buffer "
-                              f"(agent.buffer_size={agent.buffer_size}); lower agent.batch_size or raise agent.buffer_size")
-        if "learning_starts" in agent and agent.learning_starts >= cfg.steps:
-            warnings.append(f"agent.learning_starts={agent.learning_starts} >= steps={cfg.steps}: the agent acts "
-                            "randomly and never updates; lower agent.learning_starts or raise steps")
-    if "num_minibatches" in agent and "num_steps" in agent:
-        rollout = int(agent.num_steps) * num_envs
-        if agent.num_minibatches > rollout:
-            raise ConfigError(f"agent.num_minibatches={agent.num_minibatches} is larger than the rollout "
-                              f"(agent.num_steps x num_envs = {agent.num_steps} x {num_envs} = {rollout} transitions); "
-                              "lower agent.num_minibatches or raise agent.num_steps")
-    return warnings
+    agent = agent_class(str(cfg.agent.name)).config_class.from_config(cfg.agent)
+    num_envs = int(cfg.env.num_envs if cfg.env.get("num_envs") is not None else agent.num_envs)
+    return agent.check_run(int(cfg.steps), num_envs)

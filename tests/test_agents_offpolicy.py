@@ -84,10 +84,14 @@ class _DummyObjective(AuxObjective):
     def __init__(self, cfg: ObjectiveConfig, feature_dim: int, obs_space: gym.Space, action_space: gym.Space) -> None:
         super().__init__(cfg, feature_dim, obs_space, action_space)
         self.head = nn.Linear(feature_dim, 1)
+        self.target_refreshes = 0
 
     @property
     def horizon(self) -> int:
         return 2
+
+    def update_targets(self, encoder: nn.Module) -> None:
+        self.target_refreshes += 1
 
     def loss(self, batch: WindowBatch, encoder: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pred = self.head(encoder(batch.obs[:, 0])).squeeze(-1)
@@ -218,7 +222,7 @@ def test_flat_encoder_refuses_aux_objectives(name: str, dummy_objective: str) ->
 @pytest.mark.parametrize("detach", [True, False])
 def test_rl_gradient_reaches_encoder_only_when_attached(name: str, detach: bool) -> None:
     torch.manual_seed(0)
-    agent = make_agent(name, f"detach_encoder={str(detach).lower()}")
+    agent = make_agent(name, f"detach_rl={str(detach).lower()}")
     heads = agent.head if name == "dqn" else agent.critic
     enc_before, head_before = params(agent.encoder), params(heads)
     agent.update(make_batch(STATE, name == "dqn"), 0)
@@ -315,7 +319,7 @@ def test_terminal_transitions_do_not_bootstrap(name: str) -> None:
 def test_separate_aux_trains_encoder_when_rl_detached(name: str, dummy_objective: str) -> None:
     torch.manual_seed(0)
     agent = make_agent(name, aux={dummy_objective: {}})
-    assert agent.aux.horizon == 2 and agent.detach_encoder  # the objective's recipe
+    assert agent.aux.horizon == 2 and agent.detach_rl  # the objective's recipe
     assert "aux" in agent.optimizers()
     rl_opt = agent.optimizers()["q" if name == "dqn" else "critic"]
     enc_ids = {id(p) for p in agent.encoder.parameters()}
@@ -324,6 +328,7 @@ def test_separate_aux_trains_encoder_when_rl_detached(name: str, dummy_objective
     metrics = agent.update(make_batch(STATE, name == "dqn", L=2), 0)
     assert f"aux/{dummy_objective}/loss" in metrics
     assert changed(enc_before, agent.encoder)
+    assert agent.aux.objectives[dummy_objective].target_refreshes == 1
 
 
 @pytest.mark.parametrize("name", ["sac", "ddpg", "dqn"])
@@ -335,12 +340,13 @@ def test_joint_aux_loss_is_added_to_the_rl_loss(name: str, dummy_objective: str)
     metrics = agent.update(make_batch(STATE, name == "dqn", L=2), 0)
     assert "aux/loss" in metrics and torch.isfinite(metrics["aux/loss"])
     assert changed(head_before, agent.aux) and changed(enc_before, agent.encoder)
+    assert agent.aux.objectives[dummy_objective].target_refreshes == 1  # after the critic (Q) step
 
 
 def test_empty_aux_suite() -> None:
     for aux in (None, {}):
         agent = make_agent("sac", aux=aux)
-        assert not agent.aux and agent.aux.horizon == 1 and not agent.detach_encoder
+        assert not agent.aux and agent.aux.horizon == 1 and not agent.detach_rl
         assert set(agent.optimizers()) == {"critic", "actor"}
 
 

@@ -38,6 +38,8 @@ def rows(path: Path) -> list[dict[str, str]]:
         (["device=tpu"], ["device='tpu'"]),
         (["agent=dqn", "env=Pendulum-v1"], ["discrete"]),
         (["resume=does/not/exist"], ["does/not/exist"]),
+        (["aux=[tcrl,tcrl]"], ["aux lists ['tcrl'] more than once"]),  # the SB3 bridge's rule and message
+        (["agent.detach_encoder=true"], ["renamed agent.detach_rl", "agent.detach_rl=..."]),
     ],
 )
 def test_bad_input_gets_one_clear_error(tmp_path: Path, args: list[str], expected: list[str]) -> None:
@@ -69,3 +71,15 @@ def test_run_folder_and_resume(tmp_path: Path) -> None:
     assert steps == sorted(steps) and len(steps) == len(set(steps)), steps
     assert steps[-1] >= 4096
     assert json.loads((run / "summary.json").read_text())["step"] >= 4096
+
+
+def test_ppo_warns_when_the_aux_horizon_is_longer_than_the_rollout(tmp_path: Path) -> None:
+    """Windows cut at the rollout end are valid by the WindowBatch mask contract, so the run
+    trains, but says that no window has all of the horizon's steps."""
+    result = cli("agent=ppo", "env=CartPole-v1", "aux=tcrl", "aux.tcrl.horizon=5", "agent.num_steps=2",
+                 "env.num_envs=2", "agent.aux.batch_size=8", "steps=16", "logger=csv", "progress=false",
+                 "threads=1", "eval_every=0", "eval_episodes=1", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "aux horizon 5 is longer than the rollout (agent.num_steps=2)" in result.stderr, result.stderr
+    assert "no window has all 5 steps (at most 2 are valid" in result.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["step"] >= 16

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -317,3 +318,17 @@ def test_atari_eval_mode_has_no_life_loss_or_clipping() -> None:
     assert isinstance(_first(train, envs.atari.EpisodicLife), envs.atari.EpisodicLife)
     with pytest.raises(ValueError, match="mode"):
         make_env(cfg, seed=0, mode="test")
+
+
+# --------------------------------------------------------------------------- log noise
+def test_dmc_settotalmass_deprecation_is_silenced(caplog: pytest.LogCaptureFixture) -> None:
+    from absl import logging as absl_logging
+
+    with caplog.at_level(logging.WARNING):
+        env = make_env({"name": "cheetah-run", "obs": "pixels", "image_size": 32}, seed=0)
+        env.reset()
+        env.close()
+        absl_logging.warning("an unrelated absl warning")
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("settotalmass" in m for m in messages), messages
+    assert "an unrelated absl warning" in messages  # other warnings still pass

@@ -156,7 +156,7 @@ def test_atari_protocol_and_episodes() -> None:
                                               ("cartpole-swingup", (168, 168, 3), 50)])  # 100 Hz control, repeat 2
 def test_first_episode_recorder(tmp_path: Path, name: str, shape: tuple[int, ...], fps: int) -> None:
     import envs
-    from rlaux.evaluate import FirstEpisodeRecorder, VideoUnavailable, enable_rgb_rendering, video_fps
+    from rlaux.video import FirstEpisodeRecorder, VideoUnavailable, enable_rgb_rendering, video_fps
 
     cfg = envs.resolve_env_config({"name": name})
     env = envs.make_env(cfg, seed=0, mode="eval")
@@ -195,6 +195,22 @@ def test_evaluate_cli_errors(capsys: pytest.CaptureFixture, args: list[str], exp
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("rlaux: error:") and expected in err, err
+
+
+def test_tools_print_any_user_error_as_one_line(capsys: pytest.CaptureFixture) -> None:
+    from rlaux.errors import UserError
+    from rlaux.kvargs import run_cli
+
+    class FolderMistake(UserError):
+        pass
+
+    def body(values: dict) -> None:
+        raise FolderMistake("run=x holds no run; give a run folder")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("rlaux.tool", {}, [], body)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "rlaux: error: run=x holds no run; give a run folder\n"
 
 
 def test_evaluate_protocol_needs_atari(ppo_run: Path, capsys: pytest.CaptureFixture) -> None:

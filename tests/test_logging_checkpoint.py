@@ -1,5 +1,5 @@
 """CSV logging and checkpoint files: growth of columns, resume truncation, atomic writes,
-truncated-file fallback."""
+truncated-file fallback, old and unknown checkpoint formats, config comparison."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlaux.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_latest_checkpoint, save_checkpoint
+from rlaux.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
+from rlaux.errors import UserError
 from rlaux.logger import CsvLog, Logger
+from rlaux.run_files import config_differences
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -69,3 +78,31 @@ def test_non_rlaux_file_is_rejected(tmp_path: Path) -> None:
     torch.save({"hello": 1}, path)
     with pytest.raises(CheckpointError, match="not an rlaux checkpoint"):
         load_checkpoint(path)
+
+
+def test_format_1_checkpoint_is_read_with_its_replay_in_the_loop_state(tmp_path: Path) -> None:
+    path = tmp_path / "step_0000000005.pt"
+    replay = {"pos": 3, "storage": {"obs": torch.ones(2, 3)}}
+    torch.save({"format": 1, "step": 5, "agent": {}, "loop": {"obs": None, "replay_capacity": 8}, "replay": replay}, path)
+    data = load_checkpoint(path)
+    assert data["format"] == CHECKPOINT_FORMAT == 2
+    assert "replay" not in data and data["loop"]["replay_capacity"] == 8
+    assert data["loop"]["replay"]["pos"] == 3 and torch.equal(data["loop"]["replay"]["storage"]["obs"], torch.ones(2, 3))
+
+
+def test_checkpoint_of_an_unknown_format_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "step_0000000001.pt"
+    torch.save({"format": 99, "step": 1, "agent": {}}, path)
+    with pytest.raises(CheckpointError, match="has format 99, which this rlaux cannot read") as info:
+        load_checkpoint(path)
+    assert isinstance(info.value, UserError) and "\n" not in str(info.value)
+
+
+def test_config_differences_skip_resumable_keys_and_what_is_under_them() -> None:
+    saved = {"seed": 1, "steps": 100, "steps_extra": 1, "hydra": {"run": {"dir": "a"}},
+             "agent": {"lr": 0.1, "anneal_steps": 100}}
+    current = {"seed": 2, "steps": 200, "steps_extra": 2, "hydra": {"run": {"dir": "b"}},
+               "agent": {"lr": 0.2, "anneal_steps": 200}}
+    assert config_differences(saved, current) == ["agent.lr: 0.1 -> 0.2", "seed: 1 -> 2", "steps_extra: 1 -> 2"]
+    assert config_differences(saved, current, limit=1) == ["agent.lr: 0.1 -> 0.2"]
+    assert config_differences(saved, saved) == []

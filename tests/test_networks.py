@@ -1,4 +1,5 @@
-"""Network building blocks: in-place hidden activations, the ensemble's Q output layer, the flat encoder."""
+"""Network building blocks: in-place hidden activations, the ensemble's Q output layer, the flat encoder,
+the one encoder-to-heads trunk rule."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import torch
 from torch import nn
 
 from agents.networks import EnsembleLinear, EnsembleMLP
-from rlaux.encoders import FlatEncoder, HiddenELU, HiddenReLU, hidden_activation, mlp
+from rlaux.encoders import (
+    DrQEncoder,
+    FlatEncoder,
+    HiddenELU,
+    HiddenReLU,
+    MLPEncoder,
+    NatureCNN,
+    head_trunk,
+    hidden_activation,
+    mlp,
+)
 
 
 @pytest.mark.parametrize("name,reference", [("relu", nn.ReLU()), ("elu", nn.ELU())])
@@ -67,3 +78,20 @@ def test_flat_encoder_is_the_flattened_observation() -> None:
     obs = torch.randn(5, 3, 4)
     assert enc.out_dim == 12 and list(enc.parameters()) == []
     assert torch.equal(enc(obs), obs.reshape(5, 12))
+
+
+@pytest.mark.parametrize("encoder, latent_activation, kind, width", [
+    (MLPEncoder(5, 8, [16]), None, nn.Identity, 8),
+    (MLPEncoder(5, 8, [16]), "tanh", nn.Tanh, 8),
+    (MLPEncoder(5, 8, [16]), "relu", nn.ReLU, 8),
+    (FlatEncoder(5), "tanh", nn.Identity, 5),
+    (NatureCNN((4, 84, 84)), "relu", nn.Identity, 512),  # already ends in ReLU(512)
+    (DrQEncoder((3, 24, 24)), None, nn.Sequential, 12),
+], ids=["mlp-linear", "mlp-tanh", "mlp-relu", "flat", "nature", "drq"])
+def test_head_trunk_is_one_rule_per_encoder(encoder: nn.Module, latent_activation: str | None, kind: type,
+                                            width: int) -> None:
+    trunk, out_dim = head_trunk(encoder, 12, latent_activation)
+    assert type(trunk) is kind and out_dim == width
+    if kind is nn.Sequential:  # DrQ-v2's projection of the wide conv features
+        assert [type(m) for m in trunk] == [nn.Linear, nn.LayerNorm, nn.Tanh]
+        assert trunk[0].in_features == encoder.out_dim and not trunk[0].bias.any()

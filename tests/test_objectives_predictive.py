@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rlaux.encoders import MLPEncoder
-from rlaux.objectives import PredictiveConfig, PredictiveObjective
+from rlaux.objectives.predictive import PredictiveConfig, PredictiveObjective
 from rlaux.types import WindowBatch
 
 N_X, N_A = 4, 2
@@ -84,7 +84,7 @@ def test_next_mode_with_repulsion_learns_one_step_dynamics() -> None:
 
 def test_kstep_mode_with_ema_target_learns_multistep_dynamics() -> None:
     obj, enc = make(mode="kstep", horizon=3, collapse="target", distance="cosine", pred_weight=1.0)
-    assert obj.horizon == 3 and obj.target_encoder is not None
+    assert obj.horizon == 3 and obj.target.encoder is not None
     train(obj, enc, 400, 3)
     model, base = kstep_errors(obj, enc, 3)
     assert base > 0.1, "representation collapsed"

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from rlaux.encoders import MLPEncoder
-from rlaux.objectives import ProtoValueConfig, ProtoValueObjective
 from rlaux.objectives.indicators import HashIndicator, RNDIndicator
+from rlaux.objectives.proto_value import ProtoValueConfig, ProtoValueObjective
 from rlaux.types import WindowBatch
 
 S, A, N = 6, 2, 3  # states, actions, indicator tasks
@@ -119,7 +119,7 @@ def test_td_loss_formula_with_terminations_and_mask() -> None:
         enc.net[0].weight.add_(0.3)  # online != target
         psi = obj.values(enc(batch.obs[:, 0]))
         psi_a = psi[torch.arange(32), :, batch.action[:, 0]]
-        nxt = obj.values(obj.target_encoder(batch.obs[:, 1]), target=True).mean(-1)
+        nxt = obj.target.head(obj.target.encoder(batch.obs[:, 1])).view(32, N, A).mean(-1)
         y = batch.obs[:, 0] @ r + GAMMA * (1 - batch.terminated) * nxt
         expected = (0.5 * (y - psi_a) ** 2).mean(1)[:-4].mean()
         loss, m = obj.loss(batch, enc)

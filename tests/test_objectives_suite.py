@@ -1,7 +1,13 @@
-"""All four objectives together: gradient routing, target networks, the suite, config nodes,
-incompatible spaces, pixels."""
+"""Every registered objective: gradient routing, target networks, the suite, config nodes,
+incompatible spaces, pixels. A new objective joins these tests by being registered; OPTIONS
+only makes its networks small or adds cases for its options."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -11,17 +17,17 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from rlaux.encoders import DrQEncoder, MLPEncoder
-from rlaux.objectives import OBJECTIVES, IncompatibleObjectiveError, build_aux_suite
-from rlaux.objectives.base import objective_class
+from rlaux.objectives import OBJECTIVES, IncompatibleObjectiveError, Target, build_aux_suite, objective_class
 from rlaux.types import WindowBatch
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (6,), np.float32)
 BOX = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
 DISCRETE = gym.spaces.Discrete(3)
-NAMES = ["tcrl", "predictive", "taco", "proto_value"]
+NAMES = sorted(OBJECTIVES)
 
-# Small networks and, per objective, every option that creates a target network.
-CASES = {
+# Per objective: small networks, and one case per option that creates a target network
+# ("<name>-<variant>"). Registered objectives not listed here run with their defaults.
+OPTIONS = {
     "tcrl": {"hidden": [32], "horizon": 3},
     "tcrl-random-init": {"hidden": [32], "horizon": 3, "target_init": "random"},
     "predictive": {"hidden": [16], "mode": "kstep", "horizon": 2, "reward_weight": 1.0, "inverse_weight": 1.0},
@@ -31,6 +37,8 @@ CASES = {
     "proto_value": {"num_tasks": 8, "indicator_nets": 2, "indicator_hidden": [16], "target_rate": 0.2},
     "proto_value-hash": {"num_tasks": 8, "indicator": "hash"},
 }
+CASES = {**{name: {} for name in NAMES}, **OPTIONS}
+WITH_EMA_TARGET = {"tcrl", "tcrl-random-init", "predictive-target", "taco-ema", "proto_value", "proto_value-hash"}
 
 
 def random_windows(obs_space: gym.Space, action_space: gym.Space, B: int, L: int, seed: int = 0) -> WindowBatch:
@@ -67,10 +75,13 @@ def test_gradient_routing_and_targets(case, action_space) -> None:
     loss.backward()
     for n, p in enc.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, f"encoder {n} got no gradient"
-    frozen = [n for n, p in obj.named_parameters() if not p.requires_grad]
+    frozen = {id(p) for p in obj.parameters() if not p.requires_grad}
     assert all(p.grad is None for p in obj.parameters() if not p.requires_grad)
-    has_target = case not in ("predictive", "taco")
-    assert bool(frozen) == has_target, frozen  # target copies exist exactly when the option asks for one
+    copies = {id(p) for t in ema_targets(obj) for p in t.parameters()}
+    assert frozen >= copies and bool(copies) == bool(ema_targets(obj))  # an EMA target holds frozen copies
+    assert all(t.encoder is None for t in obj.targets() if t.kind != "ema")  # other kinds copy nothing
+    if case in OPTIONS:  # the options that ask for an EMA target, and only those, make one
+        assert bool(ema_targets(obj)) == (case in WITH_EMA_TARGET)
     trainable = [p for p in obj.parameters() if p.requires_grad]
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable)
 
@@ -81,19 +92,25 @@ def test_gradient_routing_and_targets(case, action_space) -> None:
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in enc2.parameters())
 
 
-@pytest.mark.parametrize("case", ["tcrl", "predictive-target", "taco-ema", "proto_value"])
+def ema_targets(obj) -> list[Target]:
+    return [t for t in obj.targets() if t.kind == "ema"]
+
+
+@pytest.mark.parametrize("case", list(CASES))
 def test_targets_move_toward_online_after_update(case) -> None:
     suite, obj, enc = build(case)
-    target = {"tcrl": "target_encoder", "predictive": "target_encoder", "taco": "key_encoder_net",
-              "proto_value": "target_encoder"}[obj.name]
+    targets = [t for t in ema_targets(obj) if t.init == "copy"]
+    if not targets:
+        pytest.skip(f"{case} has no EMA target initialised as a copy")
     flat = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])
-    assert torch.allclose(flat(getattr(obj, target)), flat(enc))  # initialised as a copy
+    for target in targets:
+        assert torch.allclose(flat(target.encoder), flat(enc))  # initialised as a copy
     before = flat(enc)
     suite.update(random_windows(OBS, BOX, 16, suite.horizon), enc)
-    after_online, after_target = flat(enc), flat(getattr(obj, target))
+    after_online = flat(enc)
     assert not torch.allclose(before, after_online)
-    tau = obj.cfg.tau
-    assert torch.allclose(after_target, before + tau * (after_online - before), atol=1e-6)
+    for target in targets:
+        assert torch.allclose(flat(target.encoder), before + target.tau * (after_online - before), atol=1e-6)
 
 
 def test_suite_with_two_objectives() -> None:
@@ -108,7 +125,7 @@ def test_suite_with_two_objectives() -> None:
     assert {"aux/tcrl/loss", "aux/predictive/loss", "aux/tcrl/state_loss", "aux/predictive/pred_loss"} <= set(metrics)
     assert all(torch.is_tensor(v) and v.dim() == 0 for v in metrics.values())
     assert any(not torch.equal(b, p) for b, p in zip(before, enc.parameters()))
-    target_params = {id(p) for p in suite.objectives["tcrl"].target_encoder.parameters()}
+    target_params = {id(p) for p in suite.objectives["tcrl"].target.parameters()}
     optimised = {id(p) for g in suite.optimizer.param_groups for p in g["params"]}
     assert not target_params & optimised
 
@@ -117,7 +134,7 @@ def test_unknown_objective_lists_choices() -> None:
     enc = MLPEncoder(6, 16, (32,))
     with pytest.raises(KeyError, match="predictive, proto_value, taco, tcrl"):
         build_aux_suite({"tcrll": {}}, "sac", enc, enc.out_dim, OBS, BOX)
-    assert set(NAMES) <= set(OBJECTIVES)
+    assert {"predictive", "proto_value", "taco", "tcrl"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -158,3 +175,45 @@ def test_all_objectives_on_pixels(action_space) -> None:
     metrics = suite.update(random_windows(space, action_space, 8, suite.horizon), enc)
     assert all(torch.isfinite(v) for v in metrics.values())
     assert all(not torch.equal(b, p) for b, p in zip(before, enc.parameters()))
+
+
+# ----------------------------------------------------------------------------- weights
+@pytest.mark.parametrize("name", NAMES)
+def test_negative_weights_are_refused_by_every_objective(name) -> None:
+    config_class = objective_class(name).config_class
+    with pytest.raises(ValueError, match=r"weight=-1.* weights must be >= 0"):
+        config_class(weight=-1.0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        config_class(weight=float("nan"))
+    assert config_class(weight=0.0).weight == 0.0
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_weight_zero_logs_the_loss_without_training_on_it(case) -> None:
+    suite, obj, enc = build(case, weight=0.0)
+    trained = [*enc.parameters(), *(p for p in obj.parameters() if p.requires_grad)]
+    before = [p.detach().clone() for p in trained]
+    metrics = suite.update(random_windows(OBS, BOX, 16, suite.horizon), enc)
+    loss = metrics[f"aux/{obj.name}/loss"]
+    assert torch.isfinite(loss) and loss != 0
+    assert all(torch.equal(b, p) for b, p in zip(before, trained))
+
+
+def test_a_negative_weight_is_one_clear_error_on_the_command_line(tmp_path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rlaux.train", "agent=sac", "env=Pendulum-v1", "aux=tcrl", "aux.tcrl.weight=-1",
+         "logger=none", "progress=false", "threads=1", "steps=64", "eval_episodes=1", "eval_every=0", "checkpoint_every=0"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and result.stderr.count("rlaux: error:") == 1, result.stderr
+    assert "weight=-1.0" in result.stderr and "must be >= 0" in result.stderr, result.stderr
+
+
+def test_a_negative_weight_is_refused_by_the_sb3_classes() -> None:
+    from rlaux.sb3 import AuxPPO
+
+    with pytest.raises(ValueError, match=r"weight=-1 .*must be >= 0"):
+        AuxPPO("MlpPolicy", "CartPole-v1", aux={"tcrl": {"weight": -1}}, n_steps=32, batch_size=32)

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from rlaux.encoders import DrQEncoder, MLPEncoder
-from rlaux.objectives import TACOConfig, TACOObjective
-from rlaux.objectives.taco import infonce
+from rlaux.objectives.taco import TACOConfig, TACOObjective, infonce
 from rlaux.types import WindowBatch
 
 N_X, N_A, K, B = 8, 4, 3, 128
@@ -122,9 +121,9 @@ def test_pixels_discrete_actions_and_key_encoders(key_encoder) -> None:
     loss.backward()
     assert {"taco_accuracy", "curl_accuracy", "reward_loss"} <= set(m)
     assert all(p.grad is not None for p in enc.parameters())
-    assert (obj.key_encoder_net is not None) == (key_encoder == "ema")
+    assert (obj.target.encoder is not None) == (key_encoder == "ema")
     if key_encoder == "ema":
-        assert all(p.grad is None for p in obj.key_encoder_net.parameters())
+        assert all(p.grad is None for p in obj.target.parameters())
 
 
 def test_config_errors() -> None:

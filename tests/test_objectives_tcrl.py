@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from rlaux.encoders import MLPEncoder
-from rlaux.objectives import TCRLConfig, TCRLObjective
+from rlaux.objectives.tcrl import TCRLConfig, TCRLObjective
 from rlaux.types import WindowBatch
 
 N_X, N_A = 4, 2
@@ -56,7 +56,7 @@ def rollout_errors(obj: TCRLObjective, enc, batch: WindowBatch) -> tuple[float, 
     H = obj.horizon
     with torch.no_grad():
         z0 = obj.proj(enc(batch.obs[:, 0]))
-        targets = obj.target_latents(batch.obs[:, 1 : H + 1], enc)
+        targets = obj.target(batch.obs[:, 1 : H + 1], enc)
         z, preds = z0, []
         for k in range(H):
             z = obj.dynamics(torch.cat([z, batch.action[:, k]], -1))
@@ -126,14 +126,14 @@ def test_loss_is_one_over_h_of_the_weighted_terms() -> None:
 def test_ema_target_moves_toward_online_and_gets_no_grad() -> None:
     obj, enc = make(target_init="random")
     online = torch.cat([p.flatten() for p in enc.parameters()])
-    target0 = torch.cat([p.flatten() for p in obj.target_encoder.parameters()])
+    target0 = torch.cat([p.flatten() for p in obj.target.encoder.parameters()])
     assert not torch.allclose(online, target0)  # random init, not a copy
     loss, _ = obj.loss(linear_windows(32, 3, linear_system(), torch.Generator().manual_seed(5)), enc)
     loss.backward()
-    assert all(p.grad is None for p in obj.target_encoder.parameters())
+    assert all(p.grad is None for p in obj.target.encoder.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
     obj.update_targets(enc)
-    target1 = torch.cat([p.flatten() for p in obj.target_encoder.parameters()])
+    target1 = torch.cat([p.flatten() for p in obj.target.encoder.parameters()])
     assert torch.allclose(target1, target0 + 0.005 * (online - target0), atol=1e-6)
     assert (target1 - online).norm() < (target0 - online).norm()
 
@@ -141,7 +141,7 @@ def test_ema_target_moves_toward_online_and_gets_no_grad() -> None:
 @pytest.mark.parametrize("target", ["stopgrad", "online"])
 def test_other_targets_have_no_copy(target) -> None:
     obj, enc = make(target=target)
-    assert obj.target_encoder is None
+    assert obj.target.encoder is None and not list(obj.target.parameters())
     loss, _ = obj.loss(linear_windows(8, 3, linear_system(), torch.Generator().manual_seed(6)), enc)
     assert torch.isfinite(loss)
 

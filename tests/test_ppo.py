@@ -173,9 +173,9 @@ def test_lr_annealing() -> None:
     assert float(metrics["lr"]) == pytest.approx(0.5e-3)
 
 
-def test_detach_encoder_leaves_encoder_untouched() -> None:
+def test_detach_rl_leaves_encoder_untouched() -> None:
     torch.manual_seed(0)
-    agent = make_agent(BOX, detach_encoder=True)
+    agent = make_agent(BOX, detach_rl=True)
     storage, next_obs = fill(agent)
     before_enc, before_actor = params_of(agent.encoder), params_of(agent.actor)
     agent.update(storage, next_obs, step=24)
@@ -200,6 +200,10 @@ class DummyRewardObjective(AuxObjective):
         super().__init__(cfg, feature_dim, obs_space, action_space)
         self.head = nn.Linear(feature_dim, 1)
         self.seen: list[WindowBatch] = []
+        self.target_refreshes = 0
+
+    def update_targets(self, encoder) -> None:
+        self.target_refreshes += 1
 
     @property
     def horizon(self) -> int:
@@ -229,12 +233,13 @@ def test_aux_objective_trains_encoder_when_ppo_is_detached(mode) -> None:
     torch.manual_seed(0)
     aux = {"ppo_test_dummy": {"horizon": 3}}
     agent = make_agent(DISCRETE, aux=aux, **{"aux.optimizer": mode, "aux.batch_size": 16})
-    assert agent.detach_encoder  # the objective's recipe (paper_detach_rl=True)
+    assert agent.detach_rl  # the objective's recipe (paper_detach_rl=True)
     objective = agent.aux.objectives["ppo_test_dummy"]
     storage, next_obs = fill(agent)
     before_enc, before_head = params_of(agent.encoder), params_of(objective.head)
     metrics = agent.update(storage, next_obs, step=24)
     assert len(objective.seen) == 2 * 2  # one window batch per PPO minibatch step
+    assert objective.target_refreshes == 2 * 2  # after each aux step, in either mode
     batch = objective.seen[0]
     assert batch.obs.shape == (16, 4, 4) and batch.mask.shape == (16, 3)
     assert (batch.mask[:, 0] == 1).all()

@@ -1,4 +1,4 @@
-"""Reliability (issue 7): interrupted runs lose nothing, bad input gets one clear answer, runs
+"""Reliability: interrupted runs lose nothing, bad input gets one clear answer, runs
 repeat exactly.
 
 * Resume is exact: a run interrupted (SIGINT/SIGTERM in-process; SIGTERM and SIGKILL to a real
@@ -54,7 +54,9 @@ from rlaux.checkpoint import (
 )
 from rlaux.config import ConfigError, compose
 from rlaux.train import train
-from rlaux.training.run import NonFiniteLossError, TrainingRun
+from rlaux.training.health import NonFiniteLossError
+from rlaux.training.off_policy import ReplaySchedule
+from rlaux.training.run import TrainingRun
 from rlaux.validation import check_override_keys, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -444,6 +446,40 @@ def test_checkpoint_of_another_config_is_refused(tmp_path: Path, reference: Call
     assert all(p.read_bytes() == data for p, data in files.items())  # the run folder is left as it was
 
 
+def test_resume_of_a_config_without_a_run_key_names_it(tmp_path: Path, reference: Callable[[str], Path]) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference("ppo"), run_dir)
+    config = (run_dir / "config.yaml").read_text()
+    (run_dir / "config.yaml").write_text(re.sub(r"(?m)^seed: .*\n", "", config))
+    result = cli("resume=run", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("rlaux: error:") == 1, result.stderr
+    assert "config.yaml has no seed" in result.stderr and "put the missing keys back" in result.stderr
+
+    # a key a resume may change takes today's default, with a warning naming it
+    (run_dir / "config.yaml").write_text(re.sub(r"(?m)^eval_every: .*\n", "", config))
+    result = cli("resume=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "rlaux: warning:" in result.stderr and "config.yaml has no eval_every" in result.stderr, result.stderr
+    assert "today's defaults (eval_every=" in result.stderr
+
+
+def test_checkpoint_holds_the_loop_state_with_its_replay(reference: Callable[[str], Path]) -> None:
+    state = load_checkpoint(list_checkpoints(reference("sac") / "checkpoints")[-1])
+    assert "replay" not in state
+    loop = state["loop"]
+    assert set(loop) == {"obs", "prev_done", "replay_capacity", "replay"}
+    assert loop["obs"].shape == (1, 3) and loop["replay"]["config"]["capacity"] == loop["replay_capacity"]
+    assert set(load_checkpoint(list_checkpoints(reference("ppo") / "checkpoints")[-1])["loop"]) == {"obs", "prev_done"}
+
+
+def test_replay_schedule_counts_updates_from_the_step() -> None:
+    cfg = compose(["agent=sac", "agent.learning_starts=100", "agent.update_every=4", "agent.num_updates=2"])
+    schedule = ReplaySchedule.from_config(cfg.agent, horizon=3)
+    assert schedule.horizon == 3 and schedule.batch_size == int(cfg.agent.batch_size)
+    assert [schedule.updates_due(s) for s in (0, 99, 100, 103, 104, 108)] == [0, 0, 2, 2, 4, 6]
+
+
 def test_truncated_newest_checkpoint_falls_back_with_a_warning(tmp_path: Path, reference: Callable[[str], Path]) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(reference("ppo"), run_dir)
@@ -551,9 +587,9 @@ def test_nan_skip_leaves_parameters_and_optimisers_unchanged(tmp_path: Path, mon
     def apply_and_compare(self: TrainingRun, update: Any, *args: Any) -> Any:
         before = {k: v.clone() for k, v in self.agent.state_dict().items() if isinstance(v, torch.Tensor)}
         opt_before = {k: copy.deepcopy(o.state_dict()) for k, o in self.agent.optimizers().items()}
-        skipped = self.nan_skipped
+        skipped = self.nan.skipped
         metrics = apply_update(self, update, *args)
-        if self.nan_skipped > skipped:
+        if self.nan.skipped > skipped:
             after = self.agent.state_dict()
             assert all(torch.equal(v, after[k]) for k, v in before.items())
             assert all(same_state(o.state_dict(), opt_before[k]) for k, o in self.agent.optimizers().items())

@@ -2,6 +2,9 @@
 
 Most tests store observations that encode where they came from (env id, stream index), so
 each sampled window can be identified and checked against the stream it was built from.
+The windows' mask and n-step fields come from :mod:`rlaux.windows`, so
+``test_randomized_against_naive_reference`` also checks those helpers against a plain-loop
+reference on random streams (their hand-computed cases: ``tests/test_window_math.py``).
 """
 
 from __future__ import annotations

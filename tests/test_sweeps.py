@@ -47,9 +47,9 @@ class KillAfterFirstCheckpoint(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if self.marker.exists() or int(config.seed) != self.seed or self.aux not in config.aux:
             return
-        import rlaux.training.run as run_module
+        import rlaux.training.state as state_module
 
-        save = run_module.save_checkpoint
+        save = state_module.save_checkpoint
         marker = self.marker
 
         def save_then_die(*args: Any, **kw: Any) -> Path:
@@ -58,7 +58,7 @@ class KillAfterFirstCheckpoint(Callback):
             os.kill(os.getpid(), signal.SIGKILL)
             return path
 
-        run_module.save_checkpoint = save_then_die
+        state_module.save_checkpoint = save_then_die
 
 
 # Ray's raylet gives its dashboard agent a fixed 15 s to start (not configurable in ray 2.60); on a

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from rlaux.types import WindowBatch
+from rlaux.windows import nstep_fields, window_mask
 
 _STATE_VERSION = 1
 _MAX_REJECTION_ROUNDS = 32
@@ -261,9 +262,9 @@ class ReplayBuffer:
         0..k are valid, in the start's episode and have their next observation stored; a done
         step j keeps ``mask[j] = 1`` with ``obs[:, j+1]`` its final observation. Masked-out
         steps repeat the last unmasked observation/action and have reward and terminated 0.
-        n-step: m = valid steps among the first ``nstep``; ``nstep_reward = sum_{i<m} gamma^i r``,
-        ``nstep_discount = gamma^m`` (0 if terminated at step m-1), ``nstep_next_obs = obs[:, m]``.
-        A window that reaches the newest stored step (no episode end) bootstraps from there.
+        The mask and the n-step fields are :func:`rlaux.windows.window_mask` and
+        :func:`rlaux.windows.nstep_fields`: a window that reaches the newest stored step (no
+        episode end) bootstraps from there.
         """
         if batch_size < 1 or horizon < 1 or nstep < 1:
             raise ValueError(f"batch_size={batch_size}, horizon={horizon}, nstep={nstep} must all be >= 1")
@@ -286,10 +287,7 @@ class ReplayBuffer:
         ages = age[:, None] + steps  # [B, L]
         slots = (self._oldest + ages.clamp(max=self.size - 1)) % R
         valid = take("valid", slots) & (ages < self.size - 1)
-        done = take("terminated", slots) | take("truncated", slots)
-        done_before = torch.cat([torch.zeros_like(done[:, :1]), done[:, :-1]], dim=1)
-        ended_before = done_before.to(torch.uint8).cummax(dim=1).values.bool()
-        mask = (valid & ~ended_before).to(torch.uint8).cummin(dim=1).values.bool()  # [B, L], prefix of ones
+        mask = window_mask(valid, take("terminated", slots) | take("truncated", slots))  # [B, L], prefix of ones
         n_valid = mask.sum(dim=1, keepdim=True)  # >= 1
 
         act_slots = (self._oldest + age[:, None] + torch.minimum(steps, n_valid - 1)) % R
@@ -301,12 +299,7 @@ class ReplayBuffer:
         action = st["action"].flatten(0, 1).index_select(0, act_rows).view(B, L, *self.action_shape)
         reward = take("reward", act_slots) * maskf
         terminated = take("terminated", act_slots).float() * maskf
-
-        m = mask[:, :nstep].sum(dim=1)  # [B], >= 1
-        discounts = gamma ** torch.arange(nstep, device=dev, dtype=torch.float32)
-        nstep_reward = (reward[:, :nstep] * discounts).sum(dim=1)
-        rows = torch.arange(B, device=dev)
-        nstep_discount = gamma ** m.float() * (1.0 - terminated[rows, m - 1])
+        nstep_reward, nstep_discount, nstep_next_obs = nstep_fields(obs, reward, terminated, mask, nstep, gamma)
         return WindowBatch(
             obs=obs,
             action=action,
@@ -315,13 +308,14 @@ class ReplayBuffer:
             mask=maskf,
             nstep_reward=nstep_reward,
             nstep_discount=nstep_discount,
-            nstep_next_obs=obs.flatten(0, 1).index_select(0, rows * (L + 1) + m),
+            nstep_next_obs=nstep_next_obs,
         )
 
     def _sample_single(self, env: Tensor, age: Tensor, gamma: float) -> WindowBatch:
         """:meth:`sample` for windows of one transition (horizon = nstep = 1), the common
         SAC/DQN case: every start is a valid transition whose next observation is stored, so
-        the mask is 1 and the window is (o_t, a_t, r_t, o_{t+1}). Same values as the general path."""
+        the mask is 1 and the window is (o_t, a_t, r_t, o_{t+1}). Same values as the general path
+        (``nstep_fields`` with m = 1), without its scans."""
         st, R = self._storage, self.ring
         slot = (self._oldest + age) % R
         rows = env * R + slot  # [B] flat index of the transition

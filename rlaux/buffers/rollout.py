@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from rlaux.types import WindowBatch
+from rlaux.windows import nstep_fields, window_mask
 
 
 def normalize_advantages(adv: torch.Tensor, valid: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -172,8 +173,9 @@ class RolloutStorage:
         Windows start at a uniformly drawn valid transition. ``mask`` follows the
         :class:`~rlaux.types.WindowBatch` contract: 1 up to and including the step that ends
         the episode (its next observation, the final one, is ``obs[:, j+1]``), 0 after it and
-        0 for steps past the end of the rollout (not stored). The n-step fields use
-        ``nstep`` (default ``horizon``) steps, cut at the episode end or the rollout end.
+        0 for steps past the end of the rollout (not stored); masked steps hold the stored data
+        that follows (finite, unused). The n-step fields use ``nstep`` (default ``horizon``)
+        steps, cut at the episode end or the rollout end (:mod:`rlaux.windows`).
         Call after :meth:`finish` (the observation after the last step is needed).
         """
         if not self.finished:
@@ -192,29 +194,19 @@ class RolloutStorage:
         env_l = env[:, None].expand(-1, horizon)
         t_obs = t.clamp(max=T)  # slot T is the obs after the last step
         t_tr = t[:, :horizon].clamp(max=T - 1)
-        in_rollout = (t[:, :horizon] < T).float()
-        done = self.dones[t_tr, env_l] * in_rollout
-        # alive before step k: no episode end at steps 0..k-1 of the window
-        alive = torch.cumprod(torch.cat([torch.ones_like(done[:, :1]), 1.0 - done[:, :-1]], dim=1), dim=1)
-        mask = alive * in_rollout
+        real = (t[:, :horizon] < T) & (self.valid[t_tr, env_l] > 0)  # in this rollout, not a reset step
+        mask = window_mask(real, self.dones[t_tr, env_l] > 0)
 
         obs = self.obs[t_obs, env[:, None].expand(-1, horizon + 1)]
         reward = self.rewards[t_tr, env_l]
         terminated = self.terminated[t_tr, env_l]
-
-        m = mask[:, :nstep]
-        discounts = gamma ** torch.arange(nstep, device=self.device, dtype=torch.float32)
-        nstep_reward = (reward[:, :nstep] * m * discounts).sum(1)
-        steps = m.sum(1).long()  # m in 1..nstep (step 0 is always valid)
-        ended_by_termination = (terminated[:, :nstep] * m).sum(1) > 0
-        nstep_discount = torch.where(ended_by_termination, torch.zeros_like(nstep_reward), gamma ** steps.float())
-        nstep_next_obs = obs[torch.arange(batch_size, device=self.device), steps]
+        nstep_reward, nstep_discount, nstep_next_obs = nstep_fields(obs, reward, terminated, mask, nstep, gamma)
         return WindowBatch(
             obs=obs,
             action=self.actions[t_tr, env_l],
             reward=reward,
             terminated=terminated,
-            mask=mask,
+            mask=mask.float(),
             nstep_reward=nstep_reward,
             nstep_discount=nstep_discount,
             nstep_next_obs=nstep_next_obs,

@@ -1,26 +1,42 @@
-"""Auxiliary objectives. Importing this package registers every objective by name."""
+"""Auxiliary objectives.
 
-from rlaux.objectives.base import OBJECTIVES, AuxObjective, IncompatibleObjectiveError, ObjectiveConfig, register_objective
-from rlaux.objectives.predictive import PredictiveConfig, PredictiveObjective
-from rlaux.objectives.proto_value import ProtoValueConfig, ProtoValueObjective
+Importing this package imports every module in it, so each ``@register_objective`` class in
+``rlaux/objectives/<name>.py`` registers itself: a new objective needs no import line here.
+Objectives of other installed packages come in through the entry-point group
+``rlaux.objectives`` (:mod:`rlaux.objectives.base`).
+"""
+
+import importlib
+import pkgutil
+
+from rlaux.objectives.base import (
+    OBJECTIVES,
+    PLUGIN_GROUP,
+    AuxObjective,
+    IncompatibleObjectiveError,
+    ObjectiveConfig,
+    ObjectivePluginError,
+    UnknownObjectiveError,
+    objective_class,
+    register_objective,
+)
 from rlaux.objectives.suite import AuxSuite, build_aux_suite
-from rlaux.objectives.taco import TACOConfig, TACOObjective
-from rlaux.objectives.tcrl import TCRLConfig, TCRLObjective
+from rlaux.objectives.targets import Target
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "OBJECTIVES",
+    "PLUGIN_GROUP",
     "AuxObjective",
     "AuxSuite",
     "IncompatibleObjectiveError",
     "ObjectiveConfig",
-    "PredictiveConfig",
-    "PredictiveObjective",
-    "ProtoValueConfig",
-    "ProtoValueObjective",
-    "TACOConfig",
-    "TACOObjective",
-    "TCRLConfig",
-    "TCRLObjective",
+    "ObjectivePluginError",
+    "Target",
+    "UnknownObjectiveError",
     "build_aux_suite",
+    "objective_class",
     "register_objective",
 ]

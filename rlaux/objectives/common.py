@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlaux.encoders import is_image_space
+from rlaux.encoders import layernorm_tanh_projection
 
 #: Feature sizes above this count as "conv features" for the ``proj_dim: null`` (auto) rule.
 LARGE_FEATURES = 1024
@@ -66,21 +66,13 @@ def encode(encoder: nn.Module, obs: torch.Tensor, obs_ndim: int, grad: bool = Tr
     return z.reshape(*lead, z.shape[-1])
 
 
-def run_mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``net(x)`` for an objective's own (hook-free) MLP, calling each layer's ``forward``
-    directly: the same computation without ``Module.__call__``'s per-layer overhead, which is
-    a visible part of a small objective's step inside a rollout loop (e.g. TCRL's H steps)."""
-    for layer in net:
-        x = layer.forward(x)
-    return x
-
-
 def make_projection(feature_dim: int, proj_dim: int | None, default_dim: int = 50) -> tuple[nn.Module, int]:
     """The optional projection applied to encoder features before an objective's latent model.
 
     Args:
         proj_dim: ``None`` = auto: large (conv) features (> 1024) are projected to
-            ``default_dim`` with DrQ-v2's trunk Linear + LayerNorm + Tanh, smaller (MLP
+            ``default_dim`` with DrQ-v2's trunk Linear + LayerNorm + Tanh
+            (:func:`~rlaux.encoders.layernorm_tanh_projection`), smaller (MLP
             encoder latents) are used as they are; ``0`` = never project; ``> 0`` = always
             project to that size.
 
@@ -93,15 +85,7 @@ def make_projection(feature_dim: int, proj_dim: int | None, default_dim: int = 5
         raise ValueError(f"proj_dim={proj_dim} must be null (auto), 0 (none) or a positive size")
     if proj_dim == 0:
         return nn.Identity(), feature_dim
-    proj = nn.Sequential(nn.Linear(feature_dim, proj_dim), nn.LayerNorm(proj_dim), nn.Tanh())
-    nn.init.orthogonal_(proj[0].weight)
-    nn.init.zeros_(proj[0].bias)
-    return proj, proj_dim
-
-
-def image_obs(obs_space: gym.Space) -> bool:
-    """True for uint8 channel-first image observations."""
-    return is_image_space(obs_space)
+    return layernorm_tanh_projection(feature_dim, proj_dim), proj_dim
 
 
 def latent_action_dim(a_dim: int) -> int:

@@ -57,7 +57,7 @@ from rlaux.objectives.common import (
     mask_steps,
     masked_mean,
 )
-from rlaux.objectives.targets import TARGET_INITS, check_choice, ema_update, frozen_copy
+from rlaux.objectives.targets import TARGET_INITS, Target, check_choice
 
 MODES = ("next", "kstep", "bootstrapped")
 DISTANCES = ("mse", "cosine")
@@ -107,6 +107,7 @@ class PredictiveConfig(ObjectiveConfig):
     proj_dim: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice("aux.predictive.mode", self.mode, MODES)
         check_choice("aux.predictive.distance", self.distance, DISTANCES)
         check_choice("aux.predictive.collapse", self.collapse, COLLAPSE)
@@ -137,6 +138,7 @@ class PredictiveObjective(AuxObjective):
     name = "predictive"
     config_class = PredictiveConfig
     paper_detach_rl = False
+    renamed_state_keys = {"target_encoder.": "target.encoder.", "target_proj.": "target.head."}
     cfg: PredictiveConfig
 
     def __init__(self, cfg: PredictiveConfig, feature_dim: int, obs_space: gym.Space, action_space: gym.Space) -> None:
@@ -149,18 +151,13 @@ class PredictiveObjective(AuxObjective):
         self.transition = ResidualTransition(latent, a_dim, hidden, cfg.activation, bool(cfg.input_activation))
         self.reward_head = mlp(latent + a_dim, hidden, 1, cfg.activation) if cfg.reward_weight > 0 else None
         self.inverse_head = mlp(2 * latent, hidden, a_dim, cfg.activation) if cfg.inverse_weight > 0 else None
-        self.target_encoder: nn.Module | None = None
-        self.target_proj: nn.Module | None = None
+        # collapse=target: an EMA copy; otherwise the targets are the online latents of the same pass
+        self.target = Target("ema" if cfg.collapse == "target" else "online", tau=cfg.tau, init=cfg.target_init,
+                             obs_ndim=self.obs_ndim, head=self.proj, encoder_grad=bool(cfg.encoder_grad))
 
     @property
     def horizon(self) -> int:
         return {"next": 1, "bootstrapped": 2, "kstep": int(self.cfg.horizon)}[self.cfg.mode]
-
-    def bind_encoder(self, encoder: nn.Module) -> None:
-        """Make the EMA target copy of ``encoder`` (and of the projection) for ``collapse=target``."""
-        if self.cfg.collapse == "target":
-            self.target_encoder = frozen_copy(encoder, self.cfg.target_init)
-            self.target_proj = frozen_copy(self.proj, self.cfg.target_init)
 
     # ------------------------------------------------------------------ pieces
     def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -179,12 +176,8 @@ class PredictiveObjective(AuxObjective):
         obs = batch.obs[:, : T + 1]
         need_all_online = self.cfg.collapse != "target" or self.inverse_head is not None
         online = self.proj(encode(encoder, obs if need_all_online else obs[:, :1], self.obs_ndim, grad=grad))
-        if self.cfg.collapse == "target":
-            if self.target_encoder is None:
-                raise RuntimeError("aux.predictive.collapse=target needs bind_encoder(encoder) before loss() "
-                                   "(build_aux_suite calls it)")
-            with torch.no_grad():
-                targets = self.target_proj(encode(self.target_encoder, obs[:, 1:], self.obs_ndim, grad=False))
+        if self.target.kind == "ema":
+            targets = self.target(obs[:, 1:], encoder)
         else:
             targets = online[:, 1:]
         return online, targets
@@ -248,8 +241,3 @@ class PredictiveObjective(AuxObjective):
             loss = loss + float(cfg.inverse_weight) * inverse_loss
             metrics["inverse_loss"] = inverse_loss.detach()
         return loss, metrics
-
-    def update_targets(self, encoder: nn.Module) -> None:
-        if self.cfg.collapse == "target" and self.target_encoder is not None:
-            ema_update(self.target_encoder, encoder, float(self.cfg.tau))
-            ema_update(self.target_proj, self.proj, float(self.cfg.tau))

@@ -29,8 +29,9 @@ rlaux specifics:
   advances in :meth:`ProtoValueObjective.update_targets`.
 * Only transition 0 of each window is used (``horizon = 1``); the TD term counts where
   ``mask[:, 0] == 1`` and is averaged over those windows and the N tasks.
-* The heads are public: :meth:`ProtoValueObjective.values` gives Psi for given features, and
-  ``heads`` / ``target_heads`` are the linear layers (N * |A| outputs, task-major).
+* The heads are public: :meth:`ProtoValueObjective.values` gives Psi for given features,
+  :meth:`ProtoValueObjective.target_values` Psibar for observations; ``heads`` and
+  ``target.head`` are the linear layers (N * |A| outputs, task-major).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from torch import nn
 from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_objective
 from rlaux.objectives.common import encode, is_discrete, masked_mean
 from rlaux.objectives.indicators import HashIndicator, RNDIndicator
-from rlaux.objectives.targets import check_choice, ema_update, frozen_copy
+from rlaux.objectives.targets import Target, check_choice
 
 INDICATORS = ("rnd", "hash")
 
@@ -85,6 +86,7 @@ class ProtoValueConfig(ObjectiveConfig):
     qr_stop: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice("aux.proto_value.indicator", self.indicator, INDICATORS)
         if int(self.num_tasks) < 1:
             raise ValueError(f"aux.proto_value.num_tasks={self.num_tasks} must be an integer >= 1")
@@ -103,6 +105,7 @@ class ProtoValueObjective(AuxObjective):
     name = "proto_value"
     config_class = ProtoValueConfig
     paper_detach_rl = True
+    renamed_state_keys = {"target_encoder.": "target.encoder.", "target_heads.": "target.head."}
     cfg: ProtoValueConfig
 
     def __init__(self, cfg: ProtoValueConfig, feature_dim: int, obs_space: gym.Space, action_space: gym.Space) -> None:
@@ -112,7 +115,7 @@ class ProtoValueObjective(AuxObjective):
         self.num_tasks = int(cfg.num_tasks)
         self.num_actions = int(action_space.n) if self.discrete else 1
         self.heads = nn.Linear(feature_dim, self.num_tasks * self.num_actions)
-        self.target_heads = frozen_copy(self.heads)
+        self.target = Target("ema", tau=cfg.tau, obs_ndim=self.obs_ndim, head=self.heads)  # Psibar: heads + encoder
         if cfg.indicator == "rnd":
             self.indicator: nn.Module = RNDIndicator(
                 obs_space, self.num_tasks, cfg.target_rate, int(cfg.indicator_nets), float(cfg.indicator_width),
@@ -122,20 +125,16 @@ class ProtoValueObjective(AuxObjective):
             self.indicator = HashIndicator(obs_space, self.num_tasks, cfg.target_rate, cfg.hash_resolution,
                                            cfg.hash_seed)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
-        self.target_encoder: nn.Module | None = None
 
-    def bind_encoder(self, encoder: nn.Module) -> None:
-        """Make the EMA target copy of ``encoder``."""
-        self.target_encoder = frozen_copy(encoder)
-
-    def values(self, features: torch.Tensor, target: bool = False) -> torch.Tensor:
+    def values(self, features: torch.Tensor) -> torch.Tensor:
         """Psi for features [B, F]: [B, N, |A|] for Discrete actions, [B, N, 1] for Box."""
-        heads = self.target_heads if target else self.heads
-        return heads(features).view(features.shape[0], self.num_tasks, self.num_actions)
+        return self.heads(features).view(features.shape[0], self.num_tasks, self.num_actions)
+
+    def target_values(self, obs: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
+        """Psibar for observations [B, *obs_shape] (target encoder and heads, no gradient): [B, N, |A|]."""
+        return self.target(obs, encoder).view(obs.shape[0], self.num_tasks, self.num_actions)
 
     def loss(self, batch, encoder: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if self.target_encoder is None:
-            raise RuntimeError("aux.proto_value needs bind_encoder(encoder) before loss() (build_aux_suite calls it)")
         cfg = self.cfg
         obs, next_obs = batch.obs[:, 0], batch.obs[:, 1]
         rewards, qr_loss = self.indicator(obs)  # [B, N]
@@ -147,8 +146,7 @@ class ProtoValueObjective(AuxObjective):
         else:
             psi_a = psi.squeeze(2)
         with torch.no_grad():
-            next_feat = encode(self.target_encoder, next_obs, self.obs_ndim, grad=False)
-            next_v = self.values(next_feat, target=True).mean(2)  # uniform policy over a'
+            next_v = self.target_values(next_obs, encoder).mean(2)  # uniform policy over a'
             not_done = (1.0 - batch.terminated[:, 0].float())[:, None]
             td_target = rewards + float(cfg.gamma) * not_done * next_v
         td_loss = masked_mean((0.5 * (td_target - psi_a) ** 2).mean(1), batch.mask[:, 0])
@@ -165,7 +163,6 @@ class ProtoValueObjective(AuxObjective):
         return loss, metrics
 
     def update_targets(self, encoder: nn.Module) -> None:
-        ema_update(self.target_heads, self.heads, float(self.cfg.tau))
-        if self.target_encoder is not None:
-            ema_update(self.target_encoder, encoder, float(self.cfg.tau))
+        """The EMA step of Psibar, then one more update counted (``qr_warmup``, ``qr_stop``)."""
+        super().update_targets(encoder)
         self.num_updates += 1

@@ -113,8 +113,9 @@ def build_aux_suite(
 ) -> AuxSuite:
     """Build an :class:`AuxSuite` from the ``aux`` config node ({name: options}).
 
-    Raises ``KeyError`` for an unknown name and ``IncompatibleObjectiveError`` for a
-    combination an objective cannot serve.
+    Raises :class:`~rlaux.objectives.base.UnknownObjectiveError` for an unknown name and
+    :class:`~rlaux.objectives.base.IncompatibleObjectiveError` for a combination an
+    objective cannot serve.
     """
     objectives: dict[str, AuxObjective] = {}
     for name, options in (aux_cfg or {}).items():

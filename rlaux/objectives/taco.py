@@ -11,13 +11,13 @@ For windows (s_t, a_{t..t+K-1}, s_{t+K}) with K = ``horizon`` (3)::
     L_rew  = MSE(R([q_i, U_i]), sum_{l<K} gamma^l r_{t+l})                          (reward)
     L = L_TACO + L_CURL + L_rew
 
-Networks (TACO's): h = ``proj_s`` Linear(F -> 50) + LayerNorm + Tanh; psi = per-step
-tokenizer Linear(a -> 64) + Tanh + Linear(64 -> d_u), d_u = floor(1.25 a_dim) + 1 (Discrete
-actions: an ``nn.Embedding(n, 64)`` in place of the first Linear, i.e. a Linear on the one-hot),
-then the K tokens concatenated -> Linear(K d_u -> K d_u) + LayerNorm + Tanh; G = Linear(50 +
-K d_u -> 1024) + ReLU + Linear(1024 -> 50); R the same with one output; W (50 x 50, uniform
-[0, 1) init as TACO/CURL) shared by the TACO and CURL logits. No temperature, no L2
-normalisation.
+Networks (TACO's): h = ``proj_s`` Linear(F -> 50) + LayerNorm + Tanh (orthogonal weights and
+zero bias, as TACO's ``weight_init``); psi = per-step tokenizer Linear(a -> 64) + Tanh +
+Linear(64 -> d_u), d_u = floor(1.25 a_dim) + 1 (Discrete actions: an ``nn.Embedding(n, 64)`` in
+place of the first Linear, i.e. a Linear on the one-hot), then the K tokens concatenated ->
+Linear(K d_u -> K d_u) + LayerNorm + Tanh; G = Linear(50 + K d_u -> 1024) + ReLU + Linear(1024
+-> 50); R the same with one output; W (50 x 50, uniform [0, 1) init as TACO/CURL) shared by the
+TACO and CURL logits. No temperature, no L2 normalisation.
 
 rlaux specifics:
 
@@ -45,19 +45,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlaux.encoders import RandomShift
+from rlaux.encoders import RandomShift, is_image_space, layernorm_tanh_projection, orthogonal_init
 from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_objective
 from rlaux.objectives.common import (
     action_dim,
     action_features,
     encode,
-    image_obs,
     is_discrete,
     latent_action_dim,
     mask_steps,
     masked_mean,
 )
-from rlaux.objectives.targets import check_choice, ema_update, frozen_copy
+from rlaux.objectives.targets import Target, check_choice
 
 KEY_ENCODERS = ("online_nograd", "ema")
 
@@ -95,6 +94,7 @@ class TACOConfig(ObjectiveConfig):
     pad: int = 4
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice("aux.taco.key_encoder", self.key_encoder, KEY_ENCODERS)
         if int(self.horizon) < 1:
             raise ValueError(f"aux.taco.horizon={self.horizon} must be an integer >= 1")
@@ -153,6 +153,7 @@ class TACOObjective(AuxObjective):
     name = "taco"
     config_class = TACOConfig
     paper_detach_rl = False
+    renamed_state_keys = {"key_encoder_net.": "target.encoder.", "key_proj.": "target.head."}
     cfg: TACOConfig
 
     def __init__(self, cfg: TACOConfig, feature_dim: int, obs_space: gym.Space, action_space: gym.Space) -> None:
@@ -160,37 +161,25 @@ class TACOObjective(AuxObjective):
         self.obs_ndim = len(obs_space.shape)
         K, d = int(cfg.horizon), int(cfg.latent_dim)
         d_u = int(cfg.action_latent_dim) if cfg.action_latent_dim else latent_action_dim(action_dim(action_space))
-        self.proj_s = nn.Sequential(nn.Linear(feature_dim, d), nn.LayerNorm(d), nn.Tanh())
+        self.proj_s = layernorm_tanh_projection(feature_dim, d)
         self.action_encoder = ActionSequenceEncoder(action_space, K, d_u, int(cfg.action_hidden))
         in_dim = d + K * d_u
         self.proj_sa = nn.Sequential(nn.Linear(in_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, d))
         self.W = nn.Parameter(torch.rand(d, d))
         self.reward_head = (nn.Sequential(nn.Linear(in_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1))
                             if cfg.reward else None)
-        self.aug = RandomShift(int(cfg.pad)) if (cfg.augment and image_obs(obs_space)) else None
+        # TACO's module applies utils.weight_init to all of its layers (latent-action encoder
+        # included): orthogonal Linear weights, zero biases; W stays uniform in [0, 1)
+        orthogonal_init(self)
+        self.aug = RandomShift(int(cfg.pad)) if (cfg.augment and is_image_space(obs_space)) else None
         self.register_buffer("discounts", float(cfg.gamma) ** torch.arange(K, dtype=torch.float32), persistent=False)
-        self.key_encoder_net: nn.Module | None = None
-        self.key_proj: nn.Module | None = None
+        # the keys h(f(obs)): the online f and h under no_grad, or CURL's momentum copies of both
+        self.target = Target("ema" if cfg.key_encoder == "ema" else "stopgrad", tau=cfg.tau, obs_ndim=self.obs_ndim,
+                             head=self.proj_s)
 
     @property
     def horizon(self) -> int:
         return int(self.cfg.horizon)
-
-    def bind_encoder(self, encoder: nn.Module) -> None:
-        """Make the momentum key encoder (copy of ``encoder`` and ``proj_s``) for ``key_encoder=ema``."""
-        if self.cfg.key_encoder == "ema":
-            self.key_encoder_net = frozen_copy(encoder)
-            self.key_proj = frozen_copy(self.proj_s)
-
-    def _keys(self, obs: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
-        """No-grad keys h(f(obs)) [N, d] from the online or the momentum encoder."""
-        with torch.no_grad():
-            if self.cfg.key_encoder == "ema":
-                if self.key_encoder_net is None:
-                    raise RuntimeError("aux.taco.key_encoder=ema needs bind_encoder(encoder) before loss() "
-                                       "(build_aux_suite calls it)")
-                return self.key_proj(encode(self.key_encoder_net, obs, self.obs_ndim, grad=False))
-            return self.proj_s(encode(encoder, obs, self.obs_ndim, grad=False))
 
     def loss(self, batch, encoder: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
@@ -211,7 +200,7 @@ class TACOObjective(AuxObjective):
 
         if cfg.encoder_grad or cfg.key_encoder == "ema":
             q = self.proj_s(encode(encoder, anchor_obs, self.obs_ndim, grad=bool(cfg.encoder_grad)))
-            keys = self._keys(key_obs, encoder)
+            keys = self.target(key_obs, encoder)
         else:  # one no-grad pass over every view; proj_s still trains on the anchor
             feats = encode(encoder, x, self.obs_ndim, grad=False)
             q = self.proj_s(feats[:B])
@@ -238,8 +227,3 @@ class TACOObjective(AuxObjective):
             loss = loss + reward_loss
             metrics["reward_loss"] = reward_loss.detach()
         return loss, metrics
-
-    def update_targets(self, encoder: nn.Module) -> None:
-        if self.cfg.key_encoder == "ema" and self.key_encoder_net is not None:
-            ema_update(self.key_encoder_net, encoder, float(self.cfg.tau))
-            ema_update(self.key_proj, self.proj_s, float(self.cfg.tau))

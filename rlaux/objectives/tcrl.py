@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlaux.encoders import ACTIVATIONS, mlp, orthogonal_init
+from rlaux.encoders import ACTIVATIONS, mlp, orthogonal_init, run_sequential
 from rlaux.objectives.base import AuxObjective, ObjectiveConfig, register_objective
 from rlaux.objectives.common import (
     action_dim,
@@ -49,9 +49,8 @@ from rlaux.objectives.common import (
     encode,
     make_projection,
     mask_steps,
-    run_mlp,
 )
-from rlaux.objectives.targets import TARGET_INITS, TARGET_KINDS, check_choice, ema_update, frozen_copy
+from rlaux.objectives.targets import TARGET_INITS, TARGET_KINDS, Target, check_choice
 
 
 @dataclass
@@ -85,6 +84,7 @@ class TCRLConfig(ObjectiveConfig):
     proj_dim: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if int(self.horizon) < 1:
             raise ValueError(f"aux.tcrl.horizon={self.horizon} must be an integer >= 1")
         if not 0.0 < float(self.tau) <= 1.0:
@@ -105,6 +105,7 @@ class TCRLObjective(AuxObjective):
     name = "tcrl"
     config_class = TCRLConfig
     paper_detach_rl = True
+    renamed_state_keys = {"target_encoder.": "target.encoder.", "target_proj.": "target.head."}
     cfg: TCRLConfig
 
     def __init__(self, cfg: TCRLConfig, feature_dim: int, obs_space: gym.Space, action_space: gym.Space) -> None:
@@ -119,31 +120,12 @@ class TCRLObjective(AuxObjective):
         orthogonal_init(self.reward_head)
         self.register_buffer("rho_k", float(cfg.rho) ** torch.arange(int(cfg.horizon), dtype=torch.float32),
                              persistent=False)
-        self.target_encoder: nn.Module | None = None
-        self.target_proj: nn.Module | None = None
+        self.target = Target(cfg.target, tau=cfg.tau, init=cfg.target_init, obs_ndim=self.obs_ndim, head=self.proj,
+                             encoder_grad=bool(cfg.encoder_grad))
 
     @property
     def horizon(self) -> int:
         return int(self.cfg.horizon)
-
-    def bind_encoder(self, encoder: nn.Module) -> None:
-        """Make the EMA target copy of ``encoder`` (and of the projection) for ``target=ema``."""
-        if self.cfg.target == "ema":
-            self.target_encoder = frozen_copy(encoder, self.cfg.target_init)
-            self.target_proj = frozen_copy(self.proj, self.cfg.target_init)
-
-    def target_latents(self, obs: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
-        """Target latents for observations [B, T, *obs_shape] -> [B, T, D] (one forward pass)."""
-        if self.cfg.target == "ema":
-            if self.target_encoder is None:
-                raise RuntimeError("aux.tcrl.target=ema needs bind_encoder(encoder) before loss() "
-                                   "(build_aux_suite calls it)")
-            with torch.no_grad():
-                return self.target_proj(encode(self.target_encoder, obs, self.obs_ndim, grad=False))
-        if self.cfg.target == "stopgrad":
-            with torch.no_grad():
-                return self.proj(encode(encoder, obs, self.obs_ndim, grad=False))
-        return self.proj(encode(encoder, obs, self.obs_ndim, grad=bool(self.cfg.encoder_grad)))
 
     def loss(self, batch, encoder: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         H = self.horizon
@@ -153,17 +135,17 @@ class TCRLObjective(AuxObjective):
         rewards = mask_steps(batch.reward[:, :H].float(), mask)
 
         z = self.proj(encode(encoder, batch.obs[:, 0], self.obs_ndim, grad=bool(self.cfg.encoder_grad)))
-        targets = self.target_latents(batch.obs[:, 1 : H + 1], encoder)  # [B, H, D]
+        targets = self.target(batch.obs[:, 1 : H + 1], encoder)  # [B, H, D], one forward pass
 
         inputs, preds = [], []
         for k in range(H):  # open-loop rollout (sequential by nature)
             za = torch.cat([z, actions[:, k]], dim=-1)
-            z = run_mlp(self.dynamics, za)
+            z = run_sequential(self.dynamics, za)
             inputs.append(za)
             preds.append(z)
         pred = torch.stack(preds, dim=1)  # [B, H, D]
         reward_in = torch.stack(inputs, dim=1).flatten(0, 1)  # [B*H, D]: one batched pass, 2-D products
-        reward_pred = run_mlp(self.reward_head, reward_in).view(pred.shape[0], H)  # [B, H]
+        reward_pred = run_sequential(self.reward_head, reward_in).view(pred.shape[0], H)  # [B, H]
 
         cos = F.cosine_similarity(pred, targets, dim=-1, eps=1e-8)  # [B, H]
         zero = torch.zeros((), device=cos.device)
@@ -182,8 +164,3 @@ class TCRLObjective(AuxObjective):
             "latent_cos": (torch.where(valid, cos, zero).sum() / valid.sum().clamp(min=1)).detach(),
         }
         return loss, metrics
-
-    def update_targets(self, encoder: nn.Module) -> None:
-        if self.cfg.target == "ema" and self.target_encoder is not None:
-            ema_update(self.target_encoder, encoder, float(self.cfg.tau))
-            ema_update(self.target_proj, self.proj, float(self.cfg.tau))

@@ -11,6 +11,7 @@ encoder; :class:`MlpFeatures`), :mod:`~rlaux.sb3.buffers` and :mod:`~rlaux.sb3.w
 (masked windows from SB3 buffers), :mod:`~rlaux.sb3.options` (``aux_kwargs``).
 """
 
+import envs  # noqa: F401  (registers the rlaux/<domain>-<task>-v0 Gymnasium ids, so SB3 accepts them as strings)
 from rlaux.sb3.algorithms import AuxA2C, AuxDDPG, AuxDQN, AuxPPO, AuxSAC, AuxTD3, with_aux
 from rlaux.sb3.buffers import AuxRolloutBuffer, RolloutRecorder, WindowReplayBuffer, replay_window_source
 from rlaux.sb3.encoder import FeaturesEncoder, MlpFeatures, aux_policy_kwargs

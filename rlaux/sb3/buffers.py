@@ -1,8 +1,9 @@
 """SB3 buffers that serve masked windows (:class:`rlaux.types.WindowBatch`) to the aux objectives.
 
 * Off-policy: :func:`replay_window_source` reads any SB3 ``ReplayBuffer`` (also
-  ``NStepReplayBuffer``, same storage) without copying; :class:`WindowReplayBuffer` is an SB3
-  ``ReplayBuffer`` with a ``sample_windows`` method (the bridge's default ``replay_buffer_class``).
+  ``NStepReplayBuffer``, same storage, and the memory-optimised layout of
+  ``optimize_memory_usage=True``) without copying. :class:`WindowReplayBuffer` is the bridge's
+  default ``replay_buffer_class``.
 * On-policy: SB3's ``RolloutBuffer`` has no next observations (episode ends keep only the
   reset observation) and adds ``gamma * V(final obs)`` to the reward of truncated steps.
   :class:`AuxRolloutBuffer` also records, per step, the next observation (the final one at an
@@ -22,28 +23,36 @@ from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer, Rol
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlaux.sb3.windows import WindowSource
-from rlaux.types import WindowBatch
 
 
 def check_window_replay(buffer: Any) -> None:
-    """Raise ``ValueError`` unless ``buffer`` can serve windows (SB3 ``ReplayBuffer`` layout with a
-    ``next_observations`` array)."""
+    """Raise ``ValueError`` unless ``buffer`` can serve windows (an SB3 ``ReplayBuffer`` of Box
+    observations)."""
     if isinstance(buffer, DictReplayBuffer) or not isinstance(buffer, ReplayBuffer):
         raise ValueError(f"aux objectives need an SB3 ReplayBuffer with Box observations; got "
                          f"{type(buffer).__name__} (Dict observations and HER are not supported)")
-    if getattr(buffer, "optimize_memory_usage", False):
-        raise ValueError("aux objectives need the replay's next observations at episode ends; "
-                         "optimize_memory_usage=True overwrites them. Use optimize_memory_usage=False.")
 
 
 def replay_window_source(buffer: ReplayBuffer, env: Any = None) -> WindowSource:
-    """A :class:`WindowSource` over an SB3 replay buffer's arrays (``env``: SB3's VecNormalize, or None)."""
+    """A :class:`WindowSource` over an SB3 replay buffer's arrays (``env``: SB3's VecNormalize, or None).
+
+    With ``optimize_memory_usage=True`` row ``pos`` holds the next observation of row ``pos - 1``
+    (its own transition is overwritten), so a full ring stores ``buffer_size - 1`` transitions
+    from ``pos + 1`` on, as SB3's own ``sample`` assumes.
+    """
     check_window_replay(buffer)
-    size = buffer.buffer_size if buffer.full else buffer.pos
-    oldest = buffer.pos if buffer.full else 0
+    ring = buffer.buffer_size
+    if buffer.optimize_memory_usage:
+        size = ring - 1 if buffer.full else buffer.pos
+        oldest = (buffer.pos + 1) % ring if buffer.full else 0
+        next_observations = None
+    else:
+        size = ring if buffer.full else buffer.pos
+        oldest = buffer.pos if buffer.full else 0
+        next_observations = buffer.next_observations
     return WindowSource(
         observations=buffer.observations,
-        next_observations=buffer.next_observations,
+        next_observations=next_observations,
         actions=buffer.actions,
         rewards=buffer.rewards,
         dones=buffer.dones,
@@ -56,13 +65,10 @@ def replay_window_source(buffer: ReplayBuffer, env: Any = None) -> WindowSource:
 
 
 class WindowReplayBuffer(ReplayBuffer):
-    """SB3's ``ReplayBuffer`` (same arguments, same ``sample``) that also samples masked H-step windows."""
-
-    def sample_windows(self, batch_size: int, horizon: int, gamma: float = 0.99, nstep: int = 1,
-                       env: Any = None) -> WindowBatch:
-        """``batch_size`` windows of ``max(horizon, nstep)`` transitions on ``self.device``
-        (semantics: :mod:`rlaux.sb3.windows`)."""
-        return replay_window_source(self, env).sample(batch_size, horizon, self.action_space, self.device, gamma, nstep)
+    """SB3's ``ReplayBuffer`` (same arguments, same ``sample``): the Aux algorithms' default
+    ``replay_buffer_class``. Windows are read from it, as from any SB3 replay buffer, by
+    :func:`replay_window_source`. Saved Aux models name this class (SB3 pickles
+    ``replay_buffer_class`` by reference), so it is part of the saved-model format."""
 
 
 class AuxRolloutBuffer(RolloutBuffer):
@@ -126,10 +132,6 @@ class AuxRolloutBuffer(RolloutBuffer):
             oldest=0,
             size=size,
         )
-
-    def sample_windows(self, batch_size: int, horizon: int, gamma: float = 0.99, nstep: int = 1) -> WindowBatch:
-        """``batch_size`` windows of this rollout on ``self.device`` (cut at the rollout's end)."""
-        return self.window_source().sample(batch_size, horizon, self.action_space, self.device, gamma, nstep)
 
 
 class RolloutRecorder(BaseCallback):

@@ -14,14 +14,18 @@ They override, minimally:
   (heads, target networks, counters) as ``aux_suite.pth`` and its optimiser as
   ``aux_suite.optimizer.pth``; ``load()`` rebuilds the suite from the saved ``aux_spec`` and
   ``aux_options`` and loads both (joint mode: the heads live in the RL optimiser's state);
+  ``aux=`` / ``aux_kwargs=`` given to ``load()`` must agree with the saved ones;
+* off-policy: ``optimize_memory_usage`` may also come through ``replay_buffer_kwargs``
+  (SB3 itself passes it twice there and fails);
 * on-policy ``_init_callback``: adds the :class:`RolloutRecorder` that gives the rollout its
   next observations.
 """
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -32,7 +36,7 @@ from rlaux.objectives.suite import AuxSuite
 from rlaux.sb3.buffers import AuxRolloutBuffer, RolloutRecorder, WindowReplayBuffer, check_window_replay
 from rlaux.sb3.core import AuxRuntime
 from rlaux.sb3.encoder import aux_policy_kwargs
-from rlaux.sb3.options import AuxOptions, normalize_aux_spec
+from rlaux.sb3.options import AuxOptions, normalize_aux_spec, saved_setting_differences
 
 
 class AuxAlgorithmMixin:
@@ -93,6 +97,25 @@ class AuxAlgorithmMixin:
         return self._aux.describe() if self._aux is not None else "no aux objectives"
 
     # ------------------------------------------------------------------ saving
+    @classmethod
+    def load(cls, path: str | pathlib.Path | IO[bytes], env: Any = None, device: Any = "auto",
+             custom_objects: dict[str, Any] | None = None, print_system_info: bool = False, force_reset: bool = True,
+             **kwargs: Any) -> Any:
+        """SB3's ``load``; the objectives and their options are the saved ones.
+
+        ``aux=`` and ``aux_kwargs=`` may restate them (only what is given is compared); a model
+        cannot be loaded with other objectives (their heads are not in the file), so a request that
+        differs raises ``ValueError`` naming the difference. Other keyword arguments go to SB3.
+        """
+        aux, aux_kwargs = kwargs.pop("aux", None), kwargs.pop("aux_kwargs", None)
+        model = super().load(path, env=env, device=device, custom_objects=custom_objects,  # type: ignore[misc]
+                             print_system_info=print_system_info, force_reset=force_reset, **kwargs)
+        differences = saved_setting_differences(model.aux_spec, model.aux_options, aux, aux_kwargs)
+        if differences:
+            raise ValueError(f"{cls.__name__}.load({str(path)!r}): {'; '.join(differences)}. A model loads with the "
+                             "objectives it was saved with: omit aux=/aux_kwargs=, or build a new model for others")
+        return model
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_aux", "aux_suite"]  # type: ignore[misc]
 
@@ -151,6 +174,10 @@ class OffPolicyAuxMixin(AuxAlgorithmMixin):
     def _prepare_aux_setup(self) -> None:
         if isinstance(self.observation_space, spaces.Dict):
             raise ValueError("rlaux aux objectives need Box observations; Dict observation spaces are not supported")
+        if "optimize_memory_usage" in self.replay_buffer_kwargs:  # SB3 passes it as its own argument too
+            kwargs = dict(self.replay_buffer_kwargs)
+            self.optimize_memory_usage = bool(kwargs.pop("optimize_memory_usage"))
+            self.replay_buffer_kwargs = kwargs
         if self.replay_buffer_class is None and getattr(self, "n_steps", 1) == 1:
             self.replay_buffer_class = WindowReplayBuffer
         elif self.replay_buffer_class is not None and not issubclass(self.replay_buffer_class, ReplayBuffer):

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from rlaux.types import check_unique_objectives
+
 OPTIMIZERS = ("separate", "joint")
 ENCODERS = ("critic", "actor")
 
@@ -116,8 +118,31 @@ def normalize_aux_spec(aux: str | Sequence[str] | Mapping[str, Any] | None) -> d
         return out
     if isinstance(aux, Sequence):
         names = [str(name) for name in aux]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"aux lists {duplicates} more than once")
+        check_unique_objectives(names)
         return {name: {} for name in names}
     raise TypeError(f"aux must be None, a name, a list of names or a dict of options, got {type(aux).__name__}")
+
+
+def saved_setting_differences(saved_spec: Mapping[str, Mapping[str, Any]], saved_options: Mapping[str, Any],
+                              aux: Any, aux_kwargs: Any) -> list[str]:
+    """How ``aux=`` / ``aux_kwargs=`` given to ``load`` differ from what the model was saved with.
+
+    Only what is given is compared: ``aux=["tcrl"]`` matches a saved ``{"tcrl": {"horizon": 2}}``;
+    ``aux={"tcrl": {"horizon": 5}}`` does not. ``None`` means "not given". Returns one phrase per
+    difference (empty: nothing differs).
+    """
+    out: list[str] = []
+    if aux is not None:
+        requested = normalize_aux_spec(aux)
+        if sorted(requested) != sorted(saved_spec):
+            out.append(f"objectives {sorted(requested)} requested, {sorted(saved_spec)} saved")
+        else:
+            out += [f"aux[{name!r}][{key!r}]={value!r} requested, {saved_spec[name].get(key, '<default>')!r} saved"
+                    for name, options in requested.items() for key, value in options.items()
+                    if key not in saved_spec[name] or saved_spec[name][key] != value]
+    if aux_kwargs is not None:
+        requested_options = AuxOptions.from_kwargs(aux_kwargs).to_dict()
+        given = aux_kwargs.to_dict() if isinstance(aux_kwargs, AuxOptions) else dict(aux_kwargs)
+        out += [f"aux_kwargs[{key!r}]={requested_options[key]!r} requested, {saved_options.get(key)!r} saved"
+                for key in given if saved_options.get(key) != requested_options[key]]
+    return out

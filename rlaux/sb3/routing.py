@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch import nn
 
 
 @dataclass
@@ -101,8 +100,3 @@ def check_route(route: AuxRoute, joint: bool, encoder_grad: bool) -> None:
             raise ValueError(f"aux_kwargs['optimizer']='joint' needs the RL optimiser to step {route.description}, "
                              "but it leaves (some of) its parameters out; use optimizer='separate'")
 
-
-def other_networks(policy: nn.Module, route: AuxRoute) -> list[tuple[str, nn.Parameter]]:
-    """Named policy parameters outside the aux route's extractor (for tests and docs)."""
-    inside = {id(p) for p in route.extractor.parameters()}
-    return [(name, p) for name, p in policy.named_parameters() if id(p) not in inside]

@@ -10,6 +10,17 @@ import torch
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
+#: The evaluation envs are seeded with the run's seed + this (training's periodic evaluation
+#: and ``rlaux.evaluate`` alike, so a checkpoint's evaluation repeats the run's own).
+EVAL_SEED_OFFSET = 100_000
+#: At most this many evaluation envs run side by side.
+MAX_EVAL_ENVS = 10
+
+
+def eval_num_envs(episodes: int) -> int:
+    """How many evaluation envs run ``episodes`` episodes: ``min(episodes, MAX_EVAL_ENVS)``."""
+    return min(int(episodes), MAX_EVAL_ENVS)
+
 
 def episode_stats(info: dict) -> list[tuple[int, float, int]]:
     """(env index, raw return, length) of every episode that ended in this vector step."""
