@@ -25,21 +25,39 @@ class Float32Action(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         return np.asarray(action, dtype=self._dtype)
 
 
+#: Dict entries that ``rlaux.train`` joins into one observation vector
+FLAT_ENTRY_SPACES = (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
+
+
+def is_flat_dict_space(space: gym.Space) -> bool:
+    """True for a Dict space whose entries are all vectors: Box of rank <= 1, Discrete,
+    MultiDiscrete or MultiBinary (goal-conditioned envs; what SB3's ``CombinedExtractor`` joins
+    without a CNN)."""
+    if not isinstance(space, gym.spaces.Dict) or not space.spaces:
+        return False
+    return all((isinstance(sub, gym.spaces.Box) and len(sub.shape) <= 1) or isinstance(sub, FLAT_ENTRY_SPACES)
+               for sub in space.spaces.values())
+
+
 def make_gym_env(cfg: EnvConfig) -> gym.Env:
     """``gym.make(cfg.name)`` with Box actions rescaled to [-1, 1] float32 and Box observations
-    flattened to float32 vectors, plus action repeat (no episode statistics; see ``make_env``).
+    flattened to float32 vectors (Dict observations of vector entries joined into one, see
+    :func:`is_flat_dict_space`), plus action repeat (no episode statistics; see ``make_env``).
 
-    Raises ValueError for observation spaces other than Box and action spaces other than
-    Discrete / bounded Box.
+    Raises ValueError for other observation spaces and action spaces other than Discrete /
+    bounded Box.
     """
     kwargs = {} if cfg.max_episode_steps is None else {"max_episode_steps": cfg.max_episode_steps}
     env = gym.make(cfg.name, **kwargs)
+    if is_flat_dict_space(env.observation_space):
+        env = gym.wrappers.FlattenObservation(env)  # entries joined in key order, Discrete one-hot (as SB3)
     obs_space, act_space = env.observation_space, env.action_space
     if not isinstance(obs_space, gym.spaces.Box):
         env.close()
         raise ValueError(
-            f"{cfg.name!r} has observation space {obs_space}; rlaux supports only Box observations "
-            "for Gymnasium ids (wrap the env yourself to flatten Dict/Tuple/Discrete spaces)"
+            f"{cfg.name!r} has observation space {obs_space}; rlaux.train supports Box observations and Dict "
+            "observations of vector entries (Box vectors, Discrete, MultiDiscrete, MultiBinary), joined into one "
+            "vector; for image entries or nested spaces use rlaux.sb3 with MultiInputPolicy, or wrap the env yourself"
         )
     if isinstance(act_space, gym.spaces.Box):
         if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):

@@ -35,7 +35,7 @@ CONFIG_DIR = str(Path(_configs_pkg.__file__).resolve().parent)
 RESUMABLE_OVERRIDES = (
     "steps", "device", "logger", "progress", "eval_every", "eval_episodes", "log_every",
     "checkpoint_every", "keep_checkpoints", "save_replay", "max_replay_save_gb", "threads", "on_nan",
-    "matmul_precision",
+    "matmul_precision", "compile", "compile_mode",
 )
 #: keys left out when a saved config is compared with a resumed or re-run one: what a resume may
 #: change, and ``agent.anneal_steps``, which follows ``steps`` (dotted = a key inside a node)

@@ -26,10 +26,11 @@ class HiddenReLU(nn.ReLU):
     a fresh activation-sized tensor (on CPU ~10 % of a [256, 256] SAC update;
     ``benchmarks/RESULTS.md``). Inputs that are views (a Linear on a 3-D batch returns a view of
     a 2-D product) are not overwritten: autograd would have to copy the whole base tensor back.
-    Same values as ``nn.ReLU``."""
+    Same values as ``nn.ReLU``. Under ``torch.compile`` (``compile=true``) it runs out of place:
+    Inductor fuses the activation itself, and ``_is_view`` cannot be traced."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x, inplace=not x._is_view())
+        return F.relu(x, inplace=not torch.compiler.is_compiling() and not x._is_view())
 
 
 class HiddenELU(nn.ELU):
@@ -37,7 +38,7 @@ class HiddenELU(nn.ELU):
     backward pass reads exp(x) as output + 1, equal to ``nn.ELU``'s gradient up to rounding)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.elu(x, self.alpha, inplace=not x._is_view())
+        return F.elu(x, self.alpha, inplace=not torch.compiler.is_compiling() and not x._is_view())
 
 
 def hidden_activation(name: str) -> nn.Module:

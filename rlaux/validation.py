@@ -27,6 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from agents import agent_class
 from agents.config import config_keys
+from rlaux.compile import COMPILE_MODES
 from rlaux.config import CONFIG_DIR, ConfigError, _override_values, invalid_value, is_integer, is_number, unknown_key
 
 #: Top-level keys of ``configs/train.yaml`` that select config groups.
@@ -153,6 +154,9 @@ def validate_config(cfg: DictConfig) -> list[str]:
     _require(cfg.matmul_precision in MATMUL_PRECISIONS, "matmul_precision", cfg.matmul_precision,
              f"one of {', '.join(MATMUL_PRECISIONS)}",
              "highest keeps IEEE fp32 matmuls; medium trades a little precision for speed (see README)")
+    _require(isinstance(cfg.get("compile", False), bool), "compile", cfg.get("compile"), "true or false")
+    _require(cfg.get("compile_mode", "auto") in COMPILE_MODES, "compile_mode", cfg.get("compile_mode"),
+             f"one of {', '.join(COMPILE_MODES)}", "auto gives CUDA graphs (reduce-overhead) on CUDA, default on CPU")
 
     agent = agent_class(str(cfg.agent.name)).config_class.from_config(cfg.agent)
     num_envs = int(cfg.env.num_envs if cfg.env.get("num_envs") is not None else agent.num_envs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -332,3 +333,42 @@ def test_dmc_settotalmass_deprecation_is_silenced(caplog: pytest.LogCaptureFixtu
     messages = [record.getMessage() for record in caplog.records]
     assert not any("settotalmass" in m for m in messages), messages
     assert "an unrelated absl warning" in messages  # other warnings still pass
+
+
+# --------------------------------------------------------------------------- Dict observations
+GOAL_ENV_MODULE = '''
+import gymnasium as gym
+gym.register("BitFlipGoal-v0", entry_point="stable_baselines3.common.envs:BitFlippingEnv",
+             kwargs={"n_bits": 4, "continuous": True, "max_steps": 8})
+gym.register("BitFlipImage-v0", entry_point="stable_baselines3.common.envs:BitFlippingEnv",
+             kwargs={"n_bits": 4, "image_obs_space": True, "max_steps": 8})
+'''
+
+
+def test_dict_observations_of_vector_entries_are_joined(tmp_path, monkeypatch) -> None:
+    """A goal-conditioned Dict env (observation, achieved_goal, desired_goal) becomes one float32
+    vector in key order; image entries are refused with a message naming the way that works."""
+    (tmp_path / "goal_envs.py").write_text(GOAL_ENV_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = make_env(EnvConfig(name="goal_envs:BitFlipGoal-v0"), seed=0)
+    raw = gym.make("BitFlipGoal-v0")
+    assert env.observation_space.shape == (12,) and env.observation_space.dtype == np.float32
+    obs, _ = env.reset(seed=0)
+    raw_obs, _ = raw.reset(seed=0)
+    expected = np.concatenate([raw_obs[k] for k in sorted(raw_obs)]).astype(np.float32)  # Dict keys are sorted
+    np.testing.assert_array_equal(obs, expected)
+    with pytest.raises(ValueError, match="rlaux.sb3 with MultiInputPolicy"):
+        make_env(EnvConfig(name="goal_envs:BitFlipImage-v0"), seed=0)
+
+
+def test_dict_observation_env_trains_through_the_cli(tmp_path) -> None:
+    (tmp_path / "goal_envs.py").write_text(GOAL_ENV_MODULE)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rlaux.train", "agent=sac", "aux=tcrl", "env=goal_envs:BitFlipGoal-v0", "steps=400",
+         "agent.learning_starts=100", "agent.batch_size=32", "log_every=200", "eval_every=0", "eval_episodes=1",
+         "logger=csv", "progress=false", "threads=1", "hydra.run.dir=run"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = (tmp_path / "run" / "train.csv").read_text().splitlines()[0]
+    assert "aux/tcrl/loss" in header

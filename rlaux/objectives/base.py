@@ -237,7 +237,15 @@ def objective_class(name: str) -> type[AuxObjective]:
 
 def check_spaces(objective: str, obs_space: gym.Space, action_space: gym.Space) -> None:
     """Raise :class:`IncompatibleObjectiveError` unless observations are a ``Box`` and actions
-    a ``Box`` or ``Discrete`` space (what the encoders and action embeddings support)."""
+    a ``Box`` or ``Discrete`` space (what the encoders and action embeddings support).
+
+    Dict observations reach the objectives as their flat Box view
+    (:class:`rlaux.buffers.dict_obs.DictObsLayout`, as the SB3 bridge builds them), never as a Dict."""
+    if isinstance(obs_space, gym.spaces.Dict):
+        raise IncompatibleObjectiveError(
+            f"aux={objective} reads Box observations; build it with the flat view of the Dict space "
+            f"(rlaux.buffers.dict_obs.DictObsLayout(space).flat_space, what rlaux.sb3 does), got {obs_space}"
+        )
     if not isinstance(obs_space, gym.spaces.Box):
         raise IncompatibleObjectiveError(
             f"aux={objective} needs Box observations (flat vectors or uint8 images), got {obs_space}"

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlaux.encoders import layernorm_tanh_projection
+from rlaux.feature_cache import active_cache, encode_in_one_pass
 
 #: Feature sizes above this count as "conv features" for the ``proj_dim: null`` (auto) rule.
 LARGE_FEATURES = 1024
@@ -55,15 +56,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def encode(encoder: nn.Module, obs: torch.Tensor, obs_ndim: int, grad: bool = True) -> torch.Tensor:
     """Encode observations with any number of leading batch dims in ONE forward pass:
     obs [*lead, *obs_shape] (``obs_ndim = len(obs_shape)``) -> features [*lead, F];
-    under ``no_grad`` unless ``grad``."""
-    lead = obs.shape[: obs.dim() - obs_ndim]
-    flat = obs.reshape(-1, *obs.shape[obs.dim() - obs_ndim :])
-    if grad:
-        z = encoder(flat)
-    else:
-        with torch.no_grad():
-            z = encoder(flat)
-    return z.reshape(*lead, z.shape[-1])
+    under ``no_grad`` unless ``grad``. Inside a :func:`~rlaux.feature_cache.sharing_encoder_passes`
+    scope (every aux-suite loss call opens one) frames this network already encoded in the scope
+    are read from its :class:`~rlaux.feature_cache.FeatureCache` instead of encoded again."""
+    cache = active_cache()
+    if cache is None:
+        return encode_in_one_pass(encoder, obs, obs_ndim, grad)
+    return cache.encode(encoder, obs, obs_ndim, grad)
 
 
 def make_projection(feature_dim: int, proj_dim: int | None, default_dim: int = 50) -> tuple[nn.Module, int]:

@@ -24,9 +24,12 @@ rlaux specifics:
 * The released PVN is offline pretraining followed by a frozen-feature linear probe
   (``paper_detach_rl=True`` here: RL losses do not train the encoder). Online, as an rlaux
   auxiliary loss, the heads and thresholds train from the first update (``qr_warmup=0``,
-  ``qr_stop=0``); PVN's offline schedule is ``qr_warmup=62500`` (TD off while the thresholds
-  settle) and a finite ``qr_stop``. The update counter lives in a buffer (checkpointed) and
-  advances in :meth:`ProtoValueObjective.update_targets`.
+  ``qr_stop=0``); PVN's offline schedule turns TD on after 62,500 updates (TD off while the
+  thresholds settle) and has a finite ``qr_stop``. The counts differ by one: PVN's TD term is on
+  when its 0-based step is ``> num_qr_warmup_steps`` (``offline.py:240``), rlaux's when its
+  0-based update count is ``>= qr_warmup``, so PVN's 62,500 is ``qr_warmup=62501`` here. The
+  update counter lives in a buffer (checkpointed) and advances in
+  :meth:`ProtoValueObjective.update_targets`.
 * Only transition 0 of each window is used (``horizon = 1``); the TD term counts where
   ``mask[:, 0] == 1`` and is averaged over those windows and the N tasks.
 * The heads are public: :meth:`ProtoValueObjective.values` gives Psi for given features,

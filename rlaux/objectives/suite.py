@@ -10,6 +10,11 @@ Agents call the suite without knowing which objectives are in it:
   its own Adam step over the objectives' heads and, for objectives with
   ``encoder_grad=True``, the encoder;
 * ``suite.update_targets(encoder)`` after the step in either mode.
+
+Every loss call encodes each distinct (frames, augmentation draw, network) once
+(:mod:`rlaux.feature_cache`): objectives that read the same frames with the same online
+encoder, or with the same target copy, share one forward pass. ``share_encoder_passes=False``
+encodes every request on its own (the path before the cache; benchmarks compare the two).
 """
 
 from __future__ import annotations
@@ -22,13 +27,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from rlaux.feature_cache import sharing_encoder_passes
 from rlaux.objectives.base import AuxObjective, objective_class
 from rlaux.optim import adam_step, make_adam, zero_grad
 from rlaux.types import WindowBatch
 
 
 class AuxSuite(nn.Module):
-    """Holds the chosen objectives, their optimiser and their combined loss."""
+    """Holds the chosen objectives, their optimiser and their combined loss.
+
+    ``share_encoder_passes`` (attribute, default True): whether :meth:`loss` shares encoder
+    passes between its objectives (module docstring).
+    """
 
     def __init__(
         self,
@@ -45,6 +55,7 @@ class AuxSuite(nn.Module):
         self.objectives = nn.ModuleDict(dict(objectives))
         self.mode = optimizer
         self.grad_clip = grad_clip
+        self.share_encoder_passes = True
         self.optimizer: torch.optim.Optimizer | None = None
         if self.objectives and optimizer == "separate":
             params = list(self.objectives.parameters())
@@ -70,14 +81,16 @@ class AuxSuite(nn.Module):
         return self.mode == "joint" and bool(self)
 
     def loss(self, batch: WindowBatch, encoder: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted sum of every objective's loss, and metrics under ``aux/<name>/...``."""
+        """Weighted sum of every objective's loss, and metrics under ``aux/<name>/...``; each
+        distinct (frames, augmentation draw, network) is encoded once in the call."""
         total = torch.zeros((), device=batch.reward.device)
         metrics: dict[str, torch.Tensor] = {}
-        for name, obj in self.objectives.items():
-            loss, obj_metrics = obj.loss(batch, encoder)
-            total = total + obj.weight * loss
-            metrics[f"aux/{name}/loss"] = loss.detach()
-            metrics.update({f"aux/{name}/{k}": v for k, v in obj_metrics.items()})
+        with sharing_encoder_passes(self.share_encoder_passes):
+            for name, obj in self.objectives.items():
+                loss, obj_metrics = obj.loss(batch, encoder)
+                total = total + obj.weight * loss
+                metrics[f"aux/{name}/loss"] = loss.detach()
+                metrics.update({f"aux/{name}/{k}": v for k, v in obj_metrics.items()})
         return total, metrics
 
     def update(self, batch: WindowBatch, encoder: nn.Module) -> dict[str, torch.Tensor]:

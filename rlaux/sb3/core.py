@@ -20,11 +20,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.preprocessing import is_image_space
 from torch import nn
 
 from rlaux.objectives import build_aux_suite
-from rlaux.sb3.buffers import AuxRolloutBuffer, replay_window_source
+from rlaux.objectives.base import IncompatibleObjectiveError
+from rlaux.objectives.suite import AuxSuite
+from rlaux.sb3.buffers import RecordedRollout, replay_window_source
 from rlaux.sb3.encoder import FeaturesEncoder
 from rlaux.sb3.options import AuxOptions
 from rlaux.sb3.routing import AuxRoute, check_route, resolve_route
@@ -37,6 +41,20 @@ def sb3_algorithm_name(model: Any) -> str:
         if cls.__module__.startswith("stable_baselines3.") and "Algorithm" not in cls.__name__:
             return cls.__name__.lower()
     return type(model).__name__.lower()
+
+
+def check_dict_augmentation(suite: AuxSuite, observation_space: spaces.Dict) -> None:
+    """Refuse image augmentation (an objective's ``augment=True``, TACO's random shift) on Dict
+    observations with image entries: the objectives read the flat view, where no image can be
+    shifted, so the option would be silently ignored."""
+    images = [key for key, sub in observation_space.spaces.items() if is_image_space(sub)]
+    if not images:
+        return
+    for name, objective in suite.objectives.items():
+        if getattr(objective.cfg, "augment", False):
+            raise IncompatibleObjectiveError(
+                f"aux={name} augment=True: image augmentation of Dict observations (image entries {images}) is not "
+                f"supported; pass aux={{{name!r}: {{'augment': False}}}}")
 
 
 class AuxRuntime:
@@ -56,11 +74,15 @@ class AuxRuntime:
         name = sb3_algorithm_name(model)
         self.route: AuxRoute = resolve_route(model.policy, options.encoder, name.upper())
         self.encoder = FeaturesEncoder(self.route.extractor, model.observation_space, model.policy.normalize_images)
+        layout = self.encoder.obs_layout
         self.suite = build_aux_suite(
             {k: dict(v) for k, v in spec.items()}, name, self.encoder, self.encoder.out_dim,
-            model.observation_space, model.action_space, optimizer=options.optimizer, lr=float(options.lr),
+            model.observation_space if layout is None else layout.flat_space, model.action_space,
+            optimizer=options.optimizer, lr=float(options.lr),
             weight_decay=float(options.weight_decay), grad_clip=float(options.grad_clip),
         ).to(model.device)
+        if layout is not None:
+            check_dict_augmentation(self.suite, model.observation_space)
         encoder_grad = any(obj.cfg.encoder_grad for obj in self.suite.objectives.values())
         check_route(self.route, self.suite.joint, encoder_grad)
         self.detach_rl = self.suite.detach_rl if options.detach_rl is None else bool(options.detach_rl)
@@ -107,8 +129,9 @@ class AuxRuntime:
         model = self.model
         if self.on_policy:
             buffer = model.rollout_buffer
-            if not isinstance(buffer, AuxRolloutBuffer):
-                raise TypeError(f"aux objectives need an AuxRolloutBuffer, got {type(buffer).__name__}")
+            if not isinstance(buffer, RecordedRollout):
+                raise TypeError(f"aux objectives need an AuxRolloutBuffer or AuxDictRolloutBuffer, got "
+                                f"{type(buffer).__name__}")
             source = buffer.window_source()
         else:
             source = replay_window_source(model.replay_buffer, model._vec_normalize_env)

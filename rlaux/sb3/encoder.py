@@ -4,13 +4,17 @@ interface, and the trainable MLP extractor the bridge puts in place of SB3's par
 * :class:`FeaturesEncoder` wraps a policy's ``BaseFeaturesExtractor`` (no copy: the very module
   the policy uses) and applies SB3's own observation preprocessing (``preprocess_obs``: float
   cast, images / 255), so objectives call ``encoder(obs)`` on raw buffer observations exactly
-  as the policy sees them. With ``detach_rl`` it also installs a forward hook on the extractor
-  that detaches its output for every caller except the aux objectives, so the RL losses do
-  not train it.
+  as the policy sees them. For Dict observation spaces it reads the objectives' flat view
+  (:class:`rlaux.buffers.dict_obs.DictObsLayout`) and hands the extractor the dict of
+  entries (SB3's ``CombinedExtractor`` or the user's). With ``detach_rl`` it also installs a
+  forward hook on the extractor that detaches its output for every caller except the aux
+  objectives, so the RL losses do not train it.
 * :class:`MlpFeatures`: SB3's ``MlpPolicy`` uses ``FlattenExtractor``, which has no parameters,
   so an aux loss on it would shape nothing. :func:`aux_policy_kwargs` therefore moves the
   first hidden layer of the policy's MLP into a trainable ``MlpFeatures`` extractor (same
-  width, same activation); the networks keep the depth and width of plain SB3.
+  width, same activation); the networks keep the depth and width of plain SB3. The same holds
+  for ``MultiInputPolicy`` on Dict spaces without image entries, whose ``CombinedExtractor``
+  only flattens and concatenates them: ``MlpFeatures`` concatenates them too, then trains.
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space, preprocess_obs
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+from rlaux.buffers.dict_obs import dict_obs_layout
 
 
 class MlpFeatures(BaseFeaturesExtractor):
     """Flatten -> [Linear + activation] per ``hidden`` width -> Linear(``features_dim``) + activation.
 
     Args:
-        observation_space: a Box space (any shape; flattened).
+        observation_space: a Box space (any shape; flattened), or a Dict of vector entries
+            (each preprocessed by SB3 and flattened, concatenated in key order, as
+            ``CombinedExtractor`` does).
         features_dim: output width.
         hidden: widths of extra layers before the output layer (default none).
         activation_fn: activation class (SB3 style, e.g. ``nn.Tanh``, ``nn.ReLU``).
@@ -52,7 +60,9 @@ class MlpFeatures(BaseFeaturesExtractor):
             last = int(width)
         self.net = nn.Sequential(*layers)
 
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+    def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        if isinstance(observations, dict):
+            observations = torch.cat([observations[key].flatten(1) for key in self._observation_space.spaces], dim=1)
         return self.net(observations)
 
 
@@ -71,12 +81,15 @@ class FeaturesEncoder(nn.Module):
         self.observation_space = observation_space
         self.normalize_images = bool(normalize_images)
         self.out_dim = int(extractor.features_dim)
+        self.obs_layout = dict_obs_layout(observation_space)
         self._aux_calls = 0  # > 0 while an aux objective runs the extractor (see detach_rl)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Features of observations ``[N, *obs_shape]`` (Dict spaces: the flat view ``[N, size]``)."""
+        observations = obs if self.obs_layout is None else self.obs_layout.unflatten(obs)
         self._aux_calls += 1
         try:
-            return self.extractor(preprocess_obs(obs, self.observation_space, self.normalize_images))
+            return self.extractor(preprocess_obs(observations, self.observation_space, self.normalize_images))
         finally:
             self._aux_calls -= 1
 
@@ -114,10 +127,22 @@ def _default_net_arch(policy_class: type) -> list[int] | dict[str, list[int]] | 
     return None
 
 
+def has_parameter_free_extractor(policy_class: type, observation_space: gym.Space) -> bool:
+    """Whether the policy's default extractor has no parameters for this space: ``FlattenExtractor``
+    of a Box, or ``CombinedExtractor`` of a Dict without image entries (it only flattens them)."""
+    default = _default_of(policy_class, "features_extractor_class")
+    if default is FlattenExtractor:
+        return isinstance(observation_space, gym.spaces.Box)
+    if default is CombinedExtractor and isinstance(observation_space, gym.spaces.Dict):
+        return not any(is_image_space(sub) for sub in observation_space.spaces.values())
+    return False
+
+
 def aux_policy_kwargs(policy_class: type, observation_space: gym.Space, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     """``policy_kwargs`` with a trainable :class:`MlpFeatures` extractor in place of SB3's
-    parameter-free ``FlattenExtractor``; unchanged when the user chose an extractor or the policy's
-    default is not ``FlattenExtractor`` (``CnnPolicy``: ``NatureCNN``).
+    parameter-free ``FlattenExtractor`` (or ``CombinedExtractor`` of vector entries); unchanged
+    when the user chose an extractor or the policy's default has parameters (``CnnPolicy``:
+    ``NatureCNN``; ``MultiInputPolicy`` with image entries: ``CombinedExtractor``'s CNNs).
 
     The first hidden layer of ``net_arch`` (given or SB3's default) becomes the extractor:
     ``[a, *rest]`` -> ``MlpFeatures(features_dim=a)`` + ``net_arch=rest``; for a dict
@@ -127,9 +152,7 @@ def aux_policy_kwargs(policy_class: type, observation_space: gym.Space, policy_k
     kwargs = dict(policy_kwargs)
     if "features_extractor_class" in kwargs:
         return kwargs
-    if _default_of(policy_class, "features_extractor_class") is not FlattenExtractor:
-        return kwargs
-    if not isinstance(observation_space, gym.spaces.Box):
+    if not has_parameter_free_extractor(policy_class, observation_space):
         return kwargs
     activation = kwargs.get("activation_fn", _default_of(policy_class, "activation_fn") or nn.ReLU)
     net_arch = kwargs.get("net_arch", _default_net_arch(policy_class))

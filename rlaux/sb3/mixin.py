@@ -19,6 +19,10 @@ They override, minimally:
   (SB3 itself passes it twice there and fails);
 * on-policy ``_init_callback``: adds the :class:`RolloutRecorder` that gives the rollout its
   next observations.
+
+Dict observation spaces (``MultiInputPolicy``, HER) use SB3's Dict buffers (the rollout:
+:class:`~rlaux.sb3.buffers.AuxDictRolloutBuffer`); the objectives read a flat view of the
+observations (:mod:`rlaux.buffers.dict_obs`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Conve
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from rlaux.objectives.suite import AuxSuite
-from rlaux.sb3.buffers import AuxRolloutBuffer, RolloutRecorder, WindowReplayBuffer, check_window_replay
+from rlaux.sb3.buffers import RolloutRecorder, WindowReplayBuffer, aux_rollout_buffer_class, check_window_replay
 from rlaux.sb3.core import AuxRuntime
 from rlaux.sb3.encoder import aux_policy_kwargs
 from rlaux.sb3.options import AuxOptions, normalize_aux_spec, saved_setting_differences
@@ -132,13 +136,12 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
     """Aux objectives for SB3's on-policy algorithms (PPO, A2C): windows from the rollout."""
 
     def _prepare_aux_setup(self) -> None:
-        if isinstance(self.observation_space, spaces.Dict):
-            raise ValueError("rlaux aux objectives need Box observations; Dict observation spaces are not supported")
+        needed = aux_rollout_buffer_class(self.observation_space)
         if self.rollout_buffer_class is None:
-            self.rollout_buffer_class = AuxRolloutBuffer
-        elif not issubclass(self.rollout_buffer_class, AuxRolloutBuffer):
+            self.rollout_buffer_class = needed
+        elif not issubclass(self.rollout_buffer_class, needed):
             raise ValueError(f"rollout_buffer_class={self.rollout_buffer_class.__name__} cannot serve aux windows; "
-                             "use rlaux.sb3.AuxRolloutBuffer (the default) or a subclass of it")
+                             f"use rlaux.sb3.{needed.__name__} (the default) or a subclass of it")
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
         if self._aux is not None:
@@ -172,13 +175,12 @@ class OffPolicyAuxMixin(AuxAlgorithmMixin):
     """Aux objectives for SB3's off-policy algorithms (SAC, TD3, DDPG, DQN): windows from the replay."""
 
     def _prepare_aux_setup(self) -> None:
-        if isinstance(self.observation_space, spaces.Dict):
-            raise ValueError("rlaux aux objectives need Box observations; Dict observation spaces are not supported")
         if "optimize_memory_usage" in self.replay_buffer_kwargs:  # SB3 passes it as its own argument too
             kwargs = dict(self.replay_buffer_kwargs)
             self.optimize_memory_usage = bool(kwargs.pop("optimize_memory_usage"))
             self.replay_buffer_kwargs = kwargs
-        if self.replay_buffer_class is None and getattr(self, "n_steps", 1) == 1:
+        dict_obs = isinstance(self.observation_space, spaces.Dict)  # SB3 then picks its DictReplayBuffer
+        if self.replay_buffer_class is None and getattr(self, "n_steps", 1) == 1 and not dict_obs:
             self.replay_buffer_class = WindowReplayBuffer
         elif self.replay_buffer_class is not None and not issubclass(self.replay_buffer_class, ReplayBuffer):
             raise ValueError(f"replay_buffer_class={self.replay_buffer_class.__name__} is not an SB3 ReplayBuffer")

@@ -21,21 +21,44 @@ SB3's memory-optimised replay (``optimize_memory_usage=True``) has no ``next_obs
 the next observation of row r is ``observations[r + 1]``. At an episode end that slot is
 overwritten by the next episode's first observation, so the final observation is lost: a
 done step is treated as not stored (it never starts a window and ends the mask before it).
+
+Dict observations (SB3's ``DictReplayBuffer``, ``HerReplayBuffer``, ``DictRolloutBuffer``)
+are dicts of such arrays: every key is gathered at the same rows, normalised as a dict, and
+the window's ``obs`` is their flat view (:class:`rlaux.buffers.dict_obs.DictObsLayout`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from rlaux.buffers.dict_obs import DictObsLayout
 from rlaux.types import WindowBatch
 from rlaux.windows import nstep_fields, window_mask
 
 _MAX_REDRAW_ROUNDS = 32
+
+#: One observation array, or one per key of a Dict observation space.
+Observations = np.ndarray | Mapping[str, np.ndarray]
+
+
+def _take(observations: Observations, rows: np.ndarray, cols: np.ndarray) -> Observations:
+    """``observations[rows, cols]``, key by key for a dict."""
+    if isinstance(observations, Mapping):
+        return {key: array[rows, cols] for key, array in observations.items()}
+    return observations[rows, cols]
+
+
+def _concat(first: Observations, rest: Observations) -> Observations:
+    """Concatenate along the window axis (axis 1), key by key for a dict."""
+    if isinstance(first, Mapping):
+        return {key: np.concatenate([first[key], rest[key]], axis=1) for key in first}
+    return np.concatenate([first, rest], axis=1)
 
 
 @dataclass
@@ -43,36 +66,43 @@ class WindowSource:
     """References to SB3-layout arrays (no copies) and which rows hold data.
 
     Attributes:
-        observations: [ring, n_envs, *obs_shape].
-        next_observations: [ring, n_envs, *obs_shape], or None for SB3's memory-optimised
-            layout (the next observation of row r is ``observations[r + 1]``; done steps have none).
+        observations: [ring, n_envs, *obs_shape], or a dict of such arrays (Dict spaces).
+        next_observations: the same layout, or None for SB3's memory-optimised layout (the
+            next observation of row r is ``observations[r + 1]``; done steps have none).
         actions: [ring, n_envs, action_dim] (SB3 stores Discrete actions as one column).
         rewards, dones: [ring, n_envs]; ``dones`` = episode ended (terminated or truncated).
         timeouts: [ring, n_envs] 1 where the end was a truncation, or None (all ends terminal).
         oldest, size: ring slot of the oldest stored transition; number stored.
-        normalize_obs, normalize_reward: applied to gathered arrays (SB3's VecNormalize hooks).
+        normalize_obs, normalize_reward: applied to gathered arrays (SB3's VecNormalize hooks;
+            ``normalize_obs`` gets the dict for Dict spaces).
+        obs_layout: the flat view of Dict observations (None for array observations).
     """
 
-    observations: np.ndarray
-    next_observations: np.ndarray | None
+    observations: Observations
+    next_observations: Observations | None
     actions: np.ndarray
     rewards: np.ndarray
     dones: np.ndarray
     timeouts: np.ndarray | None
     oldest: int
     size: int
-    normalize_obs: Callable[[np.ndarray], np.ndarray] | None = None
+    normalize_obs: Callable[[Any], Any] | None = None
     normalize_reward: Callable[[np.ndarray], np.ndarray] | None = None
+    obs_layout: DictObsLayout | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.observations, Mapping) != (self.obs_layout is not None):
+            raise ValueError("WindowSource: dict observations need an obs_layout, array observations none")
 
     @property
     def ring(self) -> int:
         """Rows of the arrays (the ring's length)."""
-        return int(self.observations.shape[0])
+        return int(self.dones.shape[0])
 
     @property
     def n_envs(self) -> int:
         """Columns of the arrays (parallel envs)."""
-        return int(self.observations.shape[1])
+        return int(self.dones.shape[1])
 
     @property
     def final_obs_stored(self) -> bool:
@@ -153,10 +183,10 @@ class WindowSource:
         act_rows = (self.oldest + age[:, None] + np.minimum(steps, n_valid[:, None] - 1)) % self.ring
 
         if self.next_observations is None:
-            next_obs = self.observations[(act_rows + 1) % self.ring, env2]
+            next_obs = _take(self.observations, (act_rows + 1) % self.ring, env2)
         else:
-            next_obs = self.next_observations[act_rows, env2]
-        obs = np.concatenate([self.observations[act_rows[:, :1], env2], next_obs], axis=1)
+            next_obs = _take(self.next_observations, act_rows, env2)
+        obs = _concat(_take(self.observations, act_rows[:, :1], env2), next_obs)
         maskf = mask.numpy().astype(np.float32)
         reward = self.rewards[act_rows, env2].astype(np.float32)
         if self.normalize_reward is not None:
@@ -168,8 +198,10 @@ class WindowSource:
         terminated = term.astype(np.float32) * maskf
         if self.normalize_obs is not None:
             obs = self.normalize_obs(obs)
-            if obs.dtype == np.float64:
-                obs = obs.astype(np.float32)
+        if self.obs_layout is not None:
+            obs = self.obs_layout.flatten(obs, lead_ndim=2)
+        elif self.normalize_obs is not None and obs.dtype == np.float64:
+            obs = obs.astype(np.float32)
         action = self.actions[act_rows, env2]  # [B, L, action_dim]
         if isinstance(action_space, gym.spaces.Discrete):
             action = action.reshape(batch_size, L).astype(np.int64)

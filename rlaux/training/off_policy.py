@@ -140,6 +140,6 @@ class OffPolicyLoop(Loop):
             if run.step < refill_until:
                 run.count_updates(target - run.updates)  # the updates a refill skips count as done
             while run.updates < target and schedule.can_sample(replay):
-                metrics = run.apply_update(agent.update, schedule.sample(replay), run.step)  # on_nan=skip may undo it
+                metrics = run.apply_update(run.update_step, schedule.sample(replay), run.step)  # on_nan=skip may undo it
                 run.count_updates(1)
             run.after_step(metrics)

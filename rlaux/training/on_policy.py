@@ -37,6 +37,6 @@ class OnPolicyLoop(Loop):
                 self.obs = next_obs
                 run.count_steps(int(valid.sum()))
                 run.after_step(metrics, can_checkpoint=False)
-            metrics = run.apply_update(agent.update, storage, torch.as_tensor(self.obs, device=device), run.step)
+            metrics = run.apply_update(run.update_step, storage, torch.as_tensor(self.obs, device=device), run.step)
             run.count_updates(1)
             run.after_step(metrics, can_checkpoint=True)

@@ -24,6 +24,7 @@ import envs
 from agents import Agent, agent_class
 from envs import EnvError
 from rlaux.checkpoint import CheckpointError, CheckpointWarning, list_checkpoints, load_latest_checkpoint
+from rlaux.compile import CompiledUpdate
 from rlaux.config import RESUMABLE_OVERRIDES, ConfigError, config_hash
 from rlaux.logger import Logger, to_float
 from rlaux.run_files import build_agent, config_differences, write_run_files
@@ -79,6 +80,8 @@ class TrainingRun:
         self.episodes = 0
         self.updates = 0
         self.nan = NanPolicy(self.agent, str(cfg.on_nan), self._where, self._warn)
+        #: the agent's update the loops run (through :meth:`apply_update`): compiled with ``compile=true``
+        self.update_step = self._make_update_step()
         self.random_return: float | None = None
         self.last_eval: dict[str, float] = {}
         self.last_eval_step = -1
@@ -143,6 +146,13 @@ class TrainingRun:
 
     def _make_agent(self) -> Agent:
         return build_agent(self.cfg, self.env.single_observation_space, self.env.single_action_space, self.device)
+
+    def _make_update_step(self) -> Callable[..., dict[str, torch.Tensor]]:
+        """``agent.update``, or with ``compile=true`` its :class:`~rlaux.compile.CompiledUpdate`
+        (the agent module itself is not wrapped: its ``state_dict`` keys stay the same)."""
+        if not self.cfg.get("compile", False):
+            return self.agent.update
+        return CompiledUpdate(self.agent.update, self.device, str(self.cfg.get("compile_mode", "auto")), self._warn)
 
     def start_logger(self) -> Logger:
         cfg = self.cfg
