@@ -8,7 +8,8 @@ hidden layer is Linear + LayerNorm + Tanh (``layernorm_tanh``; false gives plain
 the others use ``activation`` (TCRL: ELU).
 
 Exploration: Gaussian noise with a standard deviation that falls linearly from ``std_init``
-to ``std_final`` over ``std_steps`` **agent steps** (DrQ-v2 counts frames; TCRL indexes the
+to ``std_final`` over ``std_steps`` **agent steps** (as DrQ-v2/TACO, whose ``global_step`` counts agent steps: 100k/500k/2M by
+task tier = 200k/1M/4M frames at action repeat 2; TCRL indexes the
 same schedule by episode, e.g. 1.0 -> 0.1 over 50 episodes = 25,000 agent steps at 500 agent
 steps per episode). Acting adds unclipped noise (clamped to [-1, 1]), as DrQ-v2; target
 smoothing and the actor loss clip the noise to +-``std_clip``.

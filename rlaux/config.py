@@ -6,6 +6,8 @@ command line before Hydra sees it, and composition for Python callers.
 * ``env``: any environment name (``dog-run``, ``ALE/Pong-v5``, ``CartPole-v1``) becomes an
   :class:`envs.config.EnvConfig` node, registered on demand for the names the command
   line asks for (there are too many Gymnasium ids to list them all up front).
+* ``recipe``: ``recipe=<name>`` applies a paper's settings (:mod:`rlaux.recipes`), after the
+  other groups and ``train.yaml``; ``recipe=none`` (the default) applies none.
 * ``aux``: one typed dataclass per objective, registered from Python (no folder may be
   called ``aux`` on Windows); several at once with ``aux=[tcrl,predictive]``; ``aux=none``
   selects no objective. Each lands under ``cfg.aux.<name>``.
@@ -136,6 +138,44 @@ def check_aux_lists(overrides: Iterable[str]) -> None:
                 raise ConfigError(str(exc)) from None
 
 
+def _recipe_choice(overrides: Sequence[str]) -> tuple[str | None, str]:
+    """The recipe named on the command line (one at most; checked) and the env it is for."""
+    from rlaux import recipes
+
+    names = [n for n in _override_values(overrides, "recipe") if n not in ("none", "null")]
+    env = (_override_values(overrides, "env") or ["CartPole-v1"])[-1]
+    for name in names:
+        if name not in recipes.recipe_names():
+            raise _unknown("recipe", name, ["none", *recipes.recipe_names()])
+    if len(set(names)) > 1:
+        raise ConfigError(f"recipe= takes one recipe per command ({', '.join(names)} given); run them separately")
+    if names:
+        import envs
+
+        try:
+            recipes.check_env(names[0], env, envs.env_kind(env))
+        except envs.UnknownEnvError as exc:
+            raise ConfigError(str(exc)) from None
+    return (names[0] if names else None), env
+
+
+def expand_recipe(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with the group choices of the recipe they name put first (``recipe=tcrl``
+    -> ``agent=ddpg aux=tcrl``, unless given); a different ``agent=`` is an error."""
+    from rlaux import recipes
+
+    overrides = list(overrides)
+    name, env = _recipe_choice(overrides)
+    if name is None:
+        return overrides
+    groups = recipes.group_overrides(name, env)
+    agents = _override_values(overrides, "agent")
+    if any(a != groups["agent"] for a in agents):
+        raise ConfigError(f"recipe={name} is a recipe for agent={groups['agent']}; drop agent={','.join(agents)}")
+    extra = [f"{g}={v}" for g, v in groups.items() if not _override_values(overrides, g)]
+    return extra + overrides
+
+
 def register_configs(overrides: Sequence[str] = ()) -> None:
     """Register the ``env`` and ``aux`` groups for the names ``overrides`` mention, after
     checking every agent/env/aux name (raising :class:`ConfigError` with the choices) and
@@ -165,6 +205,12 @@ def register_configs(overrides: Sequence[str] = ()) -> None:
             raise ConfigError(str(exc)) from None
         group, _, option = ("env/" + name).rpartition("/")
         cs.store(group=group, name=option, node=EnvConfig(name=name, kind=kind))
+    from rlaux import recipes
+
+    cs.store(group="recipe", name="none", node={"recipe": None}, package="_global_")
+    recipe, env = _recipe_choice(overrides)
+    if recipe is not None:
+        cs.store(group="recipe", name=recipe, node=recipes.node(recipe, env), package="_global_")
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
@@ -172,6 +218,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    overrides = expand_recipe(overrides)
     register_configs(overrides)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(config_name="train", overrides=list(overrides))

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlaux import sweep
 from rlaux.checkpoint import CheckpointError
-from rlaux.config import CONFIG_DIR, RESUMABLE_OVERRIDES, ConfigError, compose, register_configs, slug
+from rlaux.config import CONFIG_DIR, RESUMABLE_OVERRIDES, ConfigError, compose, expand_recipe, register_configs, slug
 from rlaux.kvargs import USER_ERRORS, error_message
 from rlaux.training.health import RUN_FAILURES
 from rlaux.training.runner import run_training
@@ -39,6 +39,8 @@ def _complete_run_keys(saved: DictConfig, current: DictConfig, saved_path: Path)
     rlaux, or edited): a key a resume may change takes today's default, with a warning naming
     it; any other missing key is a :class:`CheckpointError` naming it. (The ``agent``, ``env``
     and ``aux`` nodes are read through their typed configs, which fill their own defaults.)"""
+    if "recipe" not in saved:  # written before recipes existed: it ran without one
+        saved["recipe"] = None
     missing = [k for k in current if k not in saved]
     fixed = [k for k in missing if k not in RESUMABLE_OVERRIDES]
     if fixed:
@@ -165,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        plain = [a for a in args if not a.startswith("-")]
+        args = expand_recipe(plain)[: -len(plain) or None] + args  # recipe=tcrl: agent=ddpg aux=tcrl first
         register_configs([a for a in args if not a.startswith("-")])
         check_override_keys(args)  # misspelled keys, with suggestions (rlaux/validation.py)
         for item in args:
@@ -175,8 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except USER_ERRORS as exc:
         _report_user_error(error_message(exc))
         sys.exit(2)
-    if argv is not None:
-        sys.argv = [sys.argv[0], *args]
+    sys.argv = [sys.argv[0], *args]
     hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")(_hydra_task)()
 
 

@@ -31,7 +31,7 @@ from rlaux.compile import COMPILE_MODES
 from rlaux.config import CONFIG_DIR, ConfigError, _override_values, invalid_value, is_integer, is_number, unknown_key
 
 #: Top-level keys of ``configs/train.yaml`` that select config groups.
-GROUPS = ("agent", "env", "aux")
+GROUPS = ("agent", "env", "aux", "recipe")
 ON_NAN_CHOICES = ("stop", "skip")
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 
@@ -158,6 +158,10 @@ def validate_config(cfg: DictConfig) -> list[str]:
     _require(cfg.get("compile_mode", "auto") in COMPILE_MODES, "compile_mode", cfg.get("compile_mode"),
              f"one of {', '.join(COMPILE_MODES)}", "auto gives CUDA graphs (reduce-overhead) on CUDA, default on CPU")
 
+    recipe = cfg.get("recipe")
+    if recipe and str(recipe).startswith(("drqv2", "taco")) and cfg.env.get("obs") != "pixels":
+        raise ConfigError(f"recipe={recipe} is a pixel recipe; env.obs={cfg.env.get('obs')} cannot serve it "
+                          "(drop env.obs, or use recipe=tcrl for state tasks)")
     agent = agent_class(str(cfg.agent.name)).config_class.from_config(cfg.agent)
     num_envs = int(cfg.env.num_envs if cfg.env.get("num_envs") is not None else agent.num_envs)
     return agent.check_run(int(cfg.steps), num_envs)
