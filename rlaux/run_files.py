@@ -67,6 +67,27 @@ def config_differences(saved: Mapping[str, Any] | DictConfig, current: Mapping[s
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:limit]]
 
 
+#: config keys an older rlaux wrote under another name: {old dotted key: today's}
+RENAMED_KEYS = {"agent.detach_encoder": "agent.detach_rl"}
+
+
+def matches_older_config(saved: Mapping[str, Any], current: Mapping[str, Any] | DictConfig) -> bool:
+    """True when every key of ``saved`` (a checkpoint's config, maybe written by an older rlaux)
+    has the same value in ``current`` (under its new name if it was renamed), leaving out the
+    :data:`COMPARISON_SKIPS`. Keys that only ``current`` has are keys added since (a resume fills
+    them with their defaults), so they do not count as differences."""
+    a = _flatten(dict(saved))
+    b = _flatten(OmegaConf.to_container(current, resolve=True) if isinstance(current, DictConfig) else dict(current))
+    for key, value in a.items():
+        if any(key == skip or key.startswith(skip + ".") for skip in COMPARISON_SKIPS):
+            continue
+        missing = object()
+        now = b.get(RENAMED_KEYS.get(key, key), b.get(key, missing))  # the old name, when config.yaml still has it
+        if now is missing or now != value:
+            return False
+    return True
+
+
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device,
                 state: dict[str, Any] | None = None) -> Agent:
     """The run's agent (``cfg.agent``, ``cfg.aux``) for these spaces on ``device``, with

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import envs
 from rlaux.checkpoint import (
@@ -462,6 +463,34 @@ def test_resume_of_a_config_without_a_run_key_names_it(tmp_path: Path, reference
     assert result.returncode == 0, result.stderr
     assert "rlaux: warning:" in result.stderr and "config.yaml has no eval_every" in result.stderr, result.stderr
     assert "today's defaults (eval_every=" in result.stderr
+
+
+def test_run_written_by_an_older_rlaux_resumes(tmp_path: Path, reference: Callable[[str], Path]) -> None:
+    """An older rlaux wrote ``agent.detach_encoder`` (now ``agent.detach_rl``), lacked keys added
+    since (``recipe``, ``compile``) and hashed its config without them: the checkpoint's own config
+    decides. An edited value is still refused."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference("ppo"), run_dir)
+    path = list_checkpoints(run_dir / "checkpoints")[-1]
+    state = torch.load(path, map_location="cpu", weights_only=False)
+
+    def as_older(config: dict) -> dict:
+        old = {k: v for k, v in config.items() if k not in ("recipe", "compile", "compile_mode")}
+        agent = dict(old["agent"])
+        agent["detach_encoder"] = agent.pop("detach_rl")
+        return {**old, "agent": agent}
+
+    state["config"], state["config_hash"] = as_older(state["config"]), "written-by-an-older-rlaux"
+    torch.save(state, path)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(state["config"])))
+    result = cli("resume=run", "steps=320", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout + result.stderr
+
+    config = (run_dir / "config.yaml").read_text()
+    (run_dir / "config.yaml").write_text(config.replace("  lr: 0.001\n", "  lr: 0.002\n"))
+    result = cli("resume=run", "steps=400", cwd=tmp_path)
+    assert result.returncode == 2 and "was written by a different config" in result.stderr, result.stderr
 
 
 def test_checkpoint_holds_the_loop_state_with_its_replay(reference: Callable[[str], Path]) -> None:

@@ -27,7 +27,7 @@ from rlaux.checkpoint import CheckpointError, CheckpointWarning, list_checkpoint
 from rlaux.compile import CompiledUpdate
 from rlaux.config import RESUMABLE_OVERRIDES, ConfigError, config_hash
 from rlaux.logger import Logger, to_float
-from rlaux.run_files import build_agent, config_differences, write_run_files
+from rlaux.run_files import build_agent, config_differences, matches_older_config, write_run_files
 from rlaux.threads import configure_threads
 from rlaux.training.build import make_guarded_vector_env, resolve_device, seed_everything
 from rlaux.training.evaluation import EVAL_SEED_OFFSET, episode_stats, eval_num_envs, evaluate, random_policy
@@ -125,7 +125,8 @@ class TrainingRun:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if checkpoint is None:
             raise CheckpointError(f"resume={self.cfg.resume}: no readable checkpoint in {self.checkpoint_dir}")
-        if checkpoint.get("config_hash") != config_hash(self.cfg):
+        if checkpoint.get("config_hash") != config_hash(self.cfg) and not (
+                isinstance(checkpoint.get("config"), dict) and matches_older_config(checkpoint["config"], self.cfg)):
             raise CheckpointError(self._mismatch_message(checkpoint))
         return checkpoint
 
