@@ -28,12 +28,7 @@ MIXED = gym.spaces.Dict({
 SMALL = {"tcrl": {"horizon": 3, "hidden": [32, 32]}, "predictive": {"hidden": [32]}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def flat_box(layout: DictObsLayout) -> gym.spaces.Box:

@@ -44,12 +44,7 @@ ACT1 = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 SMALL_TCRL = {"tcrl": {"horizon": 3, "hidden": [32, 32]}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ppo(aux: Any = SMALL_TCRL, env: Any = "CartPole-v1", **kwargs: Any) -> AuxPPO:

@@ -16,12 +16,7 @@ SMALL_TCRL = {"tcrl": {"horizon": 3, "hidden": [32, 32]}}
 NO_TIMEOUTS = {"handle_timeout_termination": False}  # SB3 needs it with optimize_memory_usage=True
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sac(**kwargs: Any) -> AuxSAC:
